@@ -1,0 +1,1 @@
+"""taskgrouper's service: FastAPI app, schemas, persistence, auth, settings."""
