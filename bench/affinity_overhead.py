@@ -1,0 +1,129 @@
+"""Affinity overhead: wall time of plain MTL training vs training with ``tag``, with ``tag_first_order``
+and with the naive deep-copy lookahead, on the same model and data (9 tasks, affinity every 10 steps).
+
+Targets (issue 3): tag <= 1.5x plain, tag_first_order <= 1.15x plain, and each affinity step >= 5x
+faster than the naive reference. Usage: python3 bench/affinity_overhead.py [--device cpu|cuda]
+[--threads 1] [--epochs 5] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from grouping.affinity import compute_affinity
+from grouping.affinity.observer import AffinityObserver
+from grouping.affinity.reference import naive_tag_step
+from grouping.data import DatasetSpec, load_dataset
+from grouping.training import ModelConfig, TrainingConfig
+from grouping.training.loop import batch_losses, fit
+
+
+class NaiveObserver:
+    """Every ``every`` steps: the ordinary backward pass plus TAG by deep copies (reference.py)."""
+
+    def __init__(self, tasks, every):
+        self.tasks, self.every = tasks, every
+
+    def wants(self, step):
+        return step % self.every == 0
+
+    def backward(self, model, optimizer, x, y):
+        naive_tag_step(model, optimizer, self.tasks, x, y)
+        losses = batch_losses(model, self.tasks, x, y)
+        torch.stack([t.weight * losses[k] for k, t in enumerate(self.tasks)]).sum().backward()
+        return losses
+
+    def end_epoch(self, epoch):
+        pass
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+def timed(fn, repeats):
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def step_times(data, model_cfg, training, repeats):
+    """Seconds per affinity step (fast tag, fast first order, naive) on one trained-in state and batch."""
+    result = fit(data, data.task_names, model_cfg, training.model_copy(update={"epochs": 1}))
+    model = result.model
+    optimizer = torch.optim.SGD(model.parameters(), lr=training.lr)
+    device = next(model.parameters()).device
+    x = data.train.x[: training.batch_size].to(device)
+    y = {k: v[: training.batch_size].to(device) for k, v in data.train.y.items()}
+
+    def fast(methods):
+        observer = AffinityObserver(data.tasks, methods, 1)
+        return lambda: [observer.backward(model, optimizer, x, y) for _ in range(10)]
+
+    def plain():
+        for _ in range(10):
+            model.zero_grad()
+            batch_losses(model, data.tasks, x, y).sum().backward()
+
+    def naive():
+        for _ in range(10):
+            naive_tag_step(model, optimizer, data.tasks, x, y)
+
+    return {
+        name: timed(fn, repeats) / 10
+        for name, fn in [
+            ("plain", plain),
+            ("tag", fast(["tag"])),
+            ("tag_first_order", fast(["tag_first_order"])),
+            ("naive", naive),
+        ]
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    data = load_dataset(DatasetSpec(source="synthetic", options={"conflicting_pairs": 0, "n_samples": 3000}))
+    assert len(data.tasks) == 9
+    model_cfg = ModelConfig()
+    training = TrainingConfig(epochs=args.epochs, every=10, patience=0, device=args.device)
+    runs = {
+        "plain MTL": lambda: fit(data, data.task_names, model_cfg, training),
+        "tag": lambda: compute_affinity(data, ["tag"], model_cfg, training),
+        "tag_first_order": lambda: compute_affinity(data, ["tag_first_order"], model_cfg, training),
+        "naive deep-copy tag": lambda: fit(
+            data, data.task_names, model_cfg, training, observer=NaiveObserver(data.tasks, 10)
+        ),
+    }
+    print(
+        f"device={args.device} threads={args.threads} tasks=9 every=10 epochs={args.epochs} "
+        f"steps={args.epochs * -(-len(data.train) // training.batch_size)} (best of {args.repeats})"
+    )
+    seconds = {name: timed(fn, args.repeats) for name, fn in runs.items()}
+    base = seconds["plain MTL"]
+    for name, value in seconds.items():
+        print(f"  {name:22s} {value:8.3f}s  {value / base:5.2f}x plain")
+    per_step = step_times(data, model_cfg, training, args.repeats)
+    print("per affinity step (same state and batch; 'plain' = forward+backward only):")
+    for name, value in per_step.items():
+        print(f"  {name:22s} {1000 * value:8.2f}ms")
+    print(f"  naive / tag             {per_step['naive'] / per_step['tag']:6.1f}x   (target >= 5x)")
+    print(f"  tag run / plain         {seconds['tag'] / base:6.2f}x   (target <= 1.5x)")
+    print(f"  first-order run / plain {seconds['tag_first_order'] / base:6.2f}x   (target <= 1.15x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The step observer that measures affinities during one training run.
+
+Every ``every``-th step it replaces the ordinary backward pass: one batched backward gives the per-task
+gradients (whose weighted sum is the training gradient, so no extra backward is needed), then each
+requested estimator scores the step before the optimizer applies it. Scores are averaged over all
+measured steps (TAG eq. 2) and, per epoch, kept as a trajectory (TAG fig. 4). Measurement runs in
+full precision, also under bf16 autocast, because eq. 1 compares two nearly equal losses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from grouping.affinity.grad_cosine import cosine_step
+from grouping.affinity.gradients import TaskGradients, task_gradients
+from grouping.affinity.lookahead import lookahead_losses, simulated_updates
+from grouping.affinity.tag import tag_step
+from grouping.affinity.tag_first_order import first_order_step
+from grouping.data.spec import TaskSpec
+from grouping.training.model import MultiTaskNet
+
+
+class AffinityObserver:
+    """Accumulates the step scores of ``methods`` (a subset of ``AFFINITY_METHODS``) for ``tasks``."""
+
+    def __init__(self, tasks: Sequence[TaskSpec], methods: Sequence[str], every: int) -> None:
+        self.tasks = list(tasks)
+        self.methods = list(methods)
+        self.every = every
+        n = len(tasks)
+        self.totals = {m: torch.zeros(n, n, dtype=torch.float64) for m in methods}
+        self.steps = 0
+        self.epoch_totals = {m: torch.zeros(n, n, dtype=torch.float64) for m in methods}
+        self.epoch_steps = 0
+        self.trajectories: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
+
+    def wants(self, step: int) -> bool:
+        """Measure on steps 0, every, 2·every, …"""
+        return step % self.every == 0
+
+    def backward(
+        self,
+        model: MultiTaskNet,
+        optimizer: torch.optim.Optimizer,
+        x: torch.Tensor,
+        y: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
+        """Set the training gradients from the per-task ones and score this step (before it is taken)."""
+        weights = torch.tensor([t.weight for t in self.tasks], device=x.device)
+        with torch.autocast(x.device.type, enabled=False):
+            grads = task_gradients(model, self.tasks, weights, x, y)
+            for p, g in zip(model.parameters(), grads.training, strict=True):
+                p.grad = g
+            if torch.isfinite(grads.losses).all():
+                self._score(model, optimizer, grads, weights, x, y)
+        return grads.losses
+
+    def _score(
+        self,
+        model: MultiTaskNet,
+        optimizer: torch.optim.Optimizer,
+        grads: TaskGradients,
+        weights: torch.Tensor,
+        x: torch.Tensor,
+        y: dict[str, torch.Tensor],
+    ) -> None:
+        scores: dict[str, torch.Tensor] = {}
+        if "grad_cosine" in self.methods:
+            scores["grad_cosine"] = cosine_step(grads.inner(grads.shared))
+        if "tag" in self.methods or "tag_first_order" in self.methods:
+            step_grads = [weights.view(-1, *([1] * (g.dim() - 1))) * g for g in grads.shared]
+            updates = simulated_updates(optimizer, list(model.backbone.parameters()), step_grads)
+            if "tag_first_order" in self.methods:
+                scores["tag_first_order"] = first_order_step(grads.inner(updates), grads.losses)
+            if "tag" in self.methods:
+                scores["tag"] = tag_step(lookahead_losses(model, self.tasks, updates, x, y), grads.losses)
+        for method, score in scores.items():
+            value = score.detach().to("cpu", torch.float64)
+            self.totals[method] += value
+            self.epoch_totals[method] += value
+        self.steps += 1
+        self.epoch_steps += 1
+
+    def end_epoch(self, epoch: int) -> None:
+        """Close the epoch's trajectory point (the mean of its measured steps; NaN when it had none)."""
+        for method in self.methods:
+            point = (
+                self.epoch_totals[method] / self.epoch_steps
+                if self.epoch_steps
+                else torch.full_like(self.epoch_totals[method], float("nan"))
+            )
+            self.trajectories[method].append(point)
+            self.epoch_totals[method].zero_()
+        self.epoch_steps = 0
+
+    def means(self) -> dict[str, torch.Tensor]:
+        """The training-level scores: each method's mean over all measured steps."""
+        return {m: self.totals[m] / max(self.steps, 1) for m in self.methods}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Accumulators and trajectories, for the epoch-boundary checkpoint."""
+        return {"totals": self.totals, "steps": self.steps, "trajectories": self.trajectories}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (taken at an epoch boundary)."""
+        self.totals = state["totals"]
+        self.steps = state["steps"]
+        self.trajectories = state["trajectories"]

@@ -1,0 +1,145 @@
+"""``compute_affinity``: one training run of the all-task network that measures every requested
+method, and ``AffinityRun``, its result in the selection problem's orientation and a storable form."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grouping.affinity.observer import AffinityObserver
+from grouping.data.dataset import Dataset
+from grouping.errors import InputError
+from grouping.training.config import ModelConfig, TrainingConfig
+from grouping.training.loop import fit
+from grouping.training.progress import Progress
+
+AFFINITY_METHODS: tuple[str, ...] = ("tag", "tag_first_order", "grad_cosine")
+SINGLETON_POLICIES = ("forbid", "allow")
+
+
+@dataclass
+class AffinityRun:
+    """Affinity matrices of one run. ``matrices[m][i][j]`` is the affinity ONTO task i FROM task j
+    (TAG's Z_{j→i}); ``trajectories[m]`` holds one such matrix per epoch (the mean of that epoch's
+    measured steps); ``metadata`` says how they were measured."""
+
+    tasks: list[str]
+    matrices: dict[str, np.ndarray]
+    trajectories: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_problem_dict(self, method: str, singletons: str = "forbid") -> dict[str, Any]:
+        """The selection problem that ``taskgrouper solve`` reads, for ``method``'s matrix."""
+        if method not in self.matrices:
+            raise InputError("method", f"this run has no {method!r} scores (it has {sorted(self.matrices)})")
+        if singletons not in SINGLETON_POLICIES:
+            raise InputError("singletons", f"use one of {list(SINGLETON_POLICIES)}")
+        return {
+            "tasks": list(self.tasks),
+            "objective": "max_affinity",
+            "affinity": {"onto_row_from_column": _jsonable(self.matrices[method])},
+            "singletons": singletons,
+            "network_cost": 1.0,
+            "metadata": {**self.metadata, "method": method},
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (NaN becomes null)."""
+        return {
+            "tasks": list(self.tasks),
+            "matrices": {m: _jsonable(a) for m, a in self.matrices.items()},
+            "trajectories": {m: [_jsonable(a) for a in seq] for m, seq in self.trajectories.items()},
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AffinityRun:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            tasks=list(data["tasks"]),
+            matrices={m: _array(a) for m, a in data["matrices"].items()},
+            trajectories={m: [_array(a) for a in seq] for m, seq in data.get("trajectories", {}).items()},
+            metadata=dict(data.get("metadata", {})),
+        )
+
+
+def compute_affinity(
+    dataset: Dataset,
+    methods: Sequence[str],
+    model: ModelConfig,
+    training: TrainingConfig,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    checkpoint_dir: Path | None = None,
+) -> AffinityRun:
+    """Train the all-task network once and measure ``methods`` every ``training.every`` steps (they
+    share the per-task gradients). Resumes from ``checkpoint_dir`` when it holds this run's checkpoint.
+    Early stopping ends the run as in plain training; the scores average the steps actually run."""
+    chosen = _methods(methods)
+    if len(dataset.tasks) < 2:
+        raise InputError("dataset.tasks", "affinity needs at least two tasks")
+    observer = AffinityObserver(dataset.tasks, chosen, training.every)
+    started = time.perf_counter()
+    result = fit(
+        dataset,
+        dataset.task_names,
+        model,
+        training,
+        observer=observer,
+        progress=progress,
+        should_cancel=should_cancel,
+        checkpoint_dir=checkpoint_dir,
+        run_kind="affinity:" + ",".join(chosen),
+    )
+    means = observer.means()
+    metadata = {
+        "methods": chosen,
+        "orientation": "onto_row_from_column",
+        "dataset": dataset.describe(),
+        "model": model.model_dump(),
+        "training": training.model_dump(),
+        "affinity_steps": observer.steps,
+        "training_steps": result.steps,
+        "epochs": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "device": result.device,
+        "wall_seconds": time.perf_counter() - started,
+        "final_val_loss": result.val_loss,
+    }
+    return AffinityRun(
+        tasks=dataset.task_names,
+        matrices={m: means[m].numpy() for m in chosen},
+        trajectories={m: [t.numpy() for t in observer.trajectories[m]] for m in chosen},
+        metadata=metadata,
+    )
+
+
+def _methods(methods: Sequence[str]) -> list[str]:
+    if isinstance(methods, str):
+        methods = [methods]
+    chosen = list(dict.fromkeys(methods))
+    if not chosen:
+        raise InputError("methods", f"choose at least one of {list(AFFINITY_METHODS)}")
+    unknown = [m for m in chosen if m not in AFFINITY_METHODS]
+    if unknown:
+        raise InputError(
+            "methods", f"unknown affinity method {unknown[0]!r}; choose from {list(AFFINITY_METHODS)}"
+        )
+    return chosen
+
+
+def _jsonable(matrix: np.ndarray) -> list[list[float | None]]:
+    return [
+        [None if not math.isfinite(v) else float(v) for v in row] for row in np.asarray(matrix, dtype=float)
+    ]
+
+
+def _array(rows: list[list[float | None]]) -> np.ndarray:
+    return np.array([[math.nan if v is None else v for v in row] for row in rows], dtype=float)

@@ -1,0 +1,43 @@
+"""Epoch-boundary checkpoints: written atomically, loaded only into the run they came from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from grouping.errors import InputError
+
+FILENAME = "checkpoint.pt"
+
+
+def fingerprint(parts: dict[str, Any]) -> str:
+    """A stable hash of the run's defining settings (dataset, tasks, model, training)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def save_checkpoint(directory: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``directory/checkpoint.pt`` (temporary file + rename, so a crash never
+    leaves a torn checkpoint)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / (FILENAME + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, directory / FILENAME)
+
+
+def load_checkpoint(directory: Path | None, expected_fingerprint: str) -> dict[str, Any] | None:
+    """The checkpoint in ``directory``, or ``None`` when there is none; ``InputError`` when it belongs
+    to a run with other settings or cannot be read."""
+    if directory is None or not (directory / FILENAME).is_file():
+        return None
+    try:
+        state = torch.load(directory / FILENAME, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise InputError("checkpoint_dir", f"cannot read {directory / FILENAME}: {exc}") from None
+    if state.get("fingerprint") != expected_fingerprint:
+        raise InputError("checkpoint_dir", f"{directory} holds a checkpoint of a run with other settings")
+    return state

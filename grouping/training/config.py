@@ -1,0 +1,63 @@
+"""Model and training settings (pydantic; every field defaulted and validated)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ModelConfig(BaseModel):
+    """Hard parameter sharing: one backbone, one linear head per task.
+
+    ``backbone`` ``auto`` picks ``mlp`` for tabular and ``cnn`` for image data. ``width`` is the size of
+    the network as a fraction of the full-size one's multiply-adds: channel counts scale by √width, so a
+    ``width=0.5`` network costs about half (the exact, measured ratio is ``TrainResult.cost``).
+    ``hidden_units``/``hidden_layers`` shape the full-size MLP, ``channels`` the full-size CNN's first
+    block (the second has twice as many), ``representation`` the size of the shared output that feeds
+    the heads.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    backbone: Literal["auto", "mlp", "cnn"] = "auto"
+    width: float = Field(default=1.0, gt=0.0, le=4.0)
+    hidden_units: int = Field(default=128, ge=1, le=8192)
+    hidden_layers: int = Field(default=2, ge=1, le=16)
+    channels: int = Field(default=16, ge=1, le=1024)
+    representation: int = Field(default=64, ge=1, le=8192)
+
+
+class TrainingConfig(BaseModel):
+    """How to train: optimizer, learning rate and schedule, length, early stopping, seed, device.
+
+    The default is plain SGD: its lookahead step (TAG eq. 1) is the task's own gradient, whereas with
+    ``momentum`` or ``adam`` the simulated step is mostly the optimizer's shared momentum, which adds a
+    common offset to each row of the affinity matrix and shrinks the task-specific signal (to about
+    1 − β₁ of the step for Adam). ``momentum`` applies to ``momentum`` (SGD with momentum) only;
+    ``weight_decay`` is L2 added to the gradient (as ``torch.optim.SGD``/``Adam`` do).
+    ``every``: affinity is measured every n-th step. ``patience``: stop after this many epochs without
+    a better validation loss (0 disables early stopping). ``lr_schedule``: ``constant``, ``cosine``
+    (to 0 over all epochs) or ``step`` (×0.1 at 50% and 75% of the epochs).
+    ``device``: ``auto`` takes CUDA when present (with bf16 autocast) else CPU.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    optimizer: Literal["sgd", "momentum", "adam"] = "sgd"
+    lr: float = Field(default=0.03, gt=0.0, le=10.0)
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
+    epochs: int = Field(default=20, ge=1, le=10_000)
+    batch_size: int = Field(default=64, ge=1, le=65_536)
+    every: int = Field(default=10, ge=1, le=100_000)
+    seed: int = 0
+    patience: int = Field(default=5, ge=0, le=10_000)
+    lr_schedule: Literal["constant", "cosine", "step"] = "constant"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _momentum_only_for_momentum(self) -> TrainingConfig:
+        if self.optimizer == "sgd" and "momentum" in self.model_fields_set and self.momentum > 0:
+            raise ValueError("momentum is set but optimizer is 'sgd'; use optimizer 'momentum'")
+        return self

@@ -1,0 +1,87 @@
+"""Hard-parameter-sharing networks: a shared backbone (MLP or small CNN) and one linear head per task.
+
+The backbone is deterministic and has no batch-statistics layers, so a lookahead forward pass with
+updated shared weights (``torch.func.functional_call``) has no side effects and matches a real step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from grouping.training.config import ModelConfig
+
+
+class MultiTaskNet(nn.Module):
+    """``backbone`` maps inputs to a shared representation; ``heads[name]`` maps it to task outputs."""
+
+    def __init__(self, backbone: nn.Module, representation: int, output_dims: Mapping[str, int]) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.heads = nn.ModuleDict(
+            {name: nn.Linear(representation, dim) for name, dim in output_dims.items()}
+        )
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each task's output for the batch ``x``."""
+        shared = self.backbone(x)
+        return {name: head(shared) for name, head in self.heads.items()}
+
+
+def _scaled(units: int, width: float) -> int:
+    return max(1, round(units * math.sqrt(width)))
+
+
+def mlp_backbone(n_inputs: int, config: ModelConfig) -> tuple[nn.Module, int]:
+    """ReLU MLP: ``hidden_layers`` layers of ``hidden_units``·√width, then the representation layer."""
+    hidden = _scaled(config.hidden_units, config.width)
+    rep = _scaled(config.representation, config.width)
+    layers: list[nn.Module] = []
+    size = n_inputs
+    for _ in range(config.hidden_layers):
+        layers += [nn.Linear(size, hidden), nn.ReLU()]
+        size = hidden
+    layers += [nn.Linear(size, rep), nn.ReLU()]
+    return nn.Sequential(*layers), rep
+
+
+def cnn_backbone(input_shape: Sequence[int], config: ModelConfig) -> tuple[nn.Module, int]:
+    """Two 3×3 conv blocks (c and 2c channels, c = ``channels``·√width) with 2×2 max-pooling where the
+    image is large enough, then a linear representation layer."""
+    c_in, height, width = input_shape
+    c1 = _scaled(config.channels, config.width)
+    c2 = _scaled(2 * config.channels, config.width)
+    rep = _scaled(config.representation, config.width)
+    layers: list[nn.Module] = []
+    size = c_in
+    for channels in (c1, c2):
+        layers += [nn.Conv2d(size, channels, 3, padding=1), nn.ReLU()]
+        if min(height, width) >= 4:
+            layers.append(nn.MaxPool2d(2))
+            height, width = height // 2, width // 2
+        size = channels
+    layers += [nn.Flatten(), nn.Linear(size * height * width, rep), nn.ReLU()]
+    return nn.Sequential(*layers), rep
+
+
+def build_model(
+    input_kind: str, input_shape: Sequence[int], output_dims: Mapping[str, int], config: ModelConfig
+) -> MultiTaskNet:
+    """The network for data of ``input_kind``/``input_shape`` with one head per entry of ``output_dims``."""
+    kind = config.backbone
+    if kind == "auto":
+        kind = "cnn" if input_kind == "image" else "mlp"
+    if kind == "cnn":
+        if input_kind != "image":
+            from grouping.errors import InputError
+
+            raise InputError("model.backbone", "the cnn backbone needs image data; this dataset is tabular")
+        backbone, rep = cnn_backbone(input_shape, config)
+    else:
+        backbone, rep = mlp_backbone(math.prod(input_shape), config)
+        if input_kind == "image":
+            backbone = nn.Sequential(nn.Flatten(), backbone)
+    return MultiTaskNet(backbone, rep, output_dims)
