@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from grouping.cli import register_all
 from grouping.errors import InputError
 
 #: service-side modules contributing sub-commands (each has ``register(subparsers)``)
-SERVICE_COMMAND_MODULES: tuple[str, ...] = ()
+SERVICE_COMMAND_MODULES: tuple[str, ...] = ("service.commands",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"taskgrouper {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

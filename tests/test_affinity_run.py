@@ -9,6 +9,7 @@ import torch
 from grouping.affinity import AFFINITY_METHODS, AffinityRun, compute_affinity
 from grouping.data import DatasetSpec, load_dataset
 from grouping.errors import InputError
+from grouping.problem import parse_problem
 from grouping.training import Cancelled, ModelConfig, TrainingConfig
 from service.cli import main
 
@@ -59,10 +60,11 @@ def test_run_shapes_metadata_and_round_trip(tmp_path):
     assert set(meta["final_val_loss"]) == set(run.tasks) and meta["device"] == "cpu"
     again = AffinityRun.from_dict(json.loads(json.dumps(run.to_dict())))
     np.testing.assert_allclose(again.matrices["tag"], run.matrices["tag"])
-    problem = run.to_problem_dict("tag_first_order", singletons="allow")
+    problem = run.to_problem_dict("tag_first_order", singletons="normalized")
     assert problem["tasks"] == run.tasks and problem["objective"] == "max_affinity"
     assert problem["affinity"]["onto_row_from_column"] == again.to_dict()["matrices"]["tag_first_order"]
-    assert problem["singletons"] == "allow" and problem["network_cost"] == 1.0
+    assert problem["singletons"] == "normalized" and problem["network_cost"] == 1.0
+    assert parse_problem(problem).tasks == run.tasks  # the selection side reads it as written
     with pytest.raises(InputError, match="method"):
         compute_affinity(data, ["tag", "nope"], SMALL, TrainingConfig(epochs=1))
 

@@ -8,19 +8,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
 from grouping.affinity.observer import AffinityObserver
 from grouping.data.dataset import Dataset
 from grouping.errors import InputError
+from grouping.problem import AffinityProblem
 from grouping.training.config import ModelConfig, TrainingConfig
 from grouping.training.loop import fit
 from grouping.training.progress import Progress
 
 AFFINITY_METHODS: tuple[str, ...] = ("tag", "tag_first_order", "grad_cosine")
-SINGLETON_POLICIES = ("forbid", "allow")
+#: the singleton rules the selection problem accepts (one source of truth: the problem model)
+SINGLETON_POLICIES: tuple[str, ...] = get_args(AffinityProblem.model_fields["singletons"].annotation)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from grouping.affinity import AFFINITY_METHODS, compute_affinity
+from grouping.affinity.run import SINGLETON_POLICIES
 from grouping.data import BUILTIN_DATASETS, DatasetSpec, SplitSpec, TaskSpec, load_dataset
 from grouping.data.spec import validated
 from grouping.errors import InputError
@@ -67,9 +68,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--singletons",
-        choices=["forbid", "allow"],
+        choices=SINGLETON_POLICIES,
         default="forbid",
-        help="whether the written problem lets a task sit alone in a network",
+        help="forbid: a task is never served alone (TAG); normalized: affinities divided by the "
+        "self-affinity, serving alone scores 0",
     )
     p.add_argument("--checkpoint-dir", type=Path, help="save a checkpoint each epoch here and resume from it")
     p.add_argument("--out", type=Path, required=True, help="where to write the problem JSON")
