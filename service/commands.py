@@ -1,0 +1,114 @@
+"""Service commands of ``taskgrouper``: ``serve``, ``worker``, ``migrate`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+
+from grouping.errors import InputError
+from service.settings import Settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the service sub-commands."""
+    serve = subparsers.add_parser(
+        "serve", help="run the REST API (embedded SQLite + in-process runner by default)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (server mode only)")
+    serve.set_defaults(handler=_serve)
+
+    worker = subparsers.add_parser("worker", help="run a Celery worker (needs TASKGROUPER_BROKER_URL)")
+    worker.add_argument(
+        "--queues", default=None, help="comma-separated queues (default: the training and solve queues)"
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=1, help="processes; keep 1 per GPU on the training queue"
+    )
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(handler=_worker)
+
+    migrate = subparsers.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    migrate.add_argument("--revision", default="head")
+    migrate.set_defaults(handler=_migrate)
+
+    demo = subparsers.add_parser("demo", help="affinity run on a built-in dataset -> groupings -> report")
+    demo.add_argument("--dataset", default="digits-attributes", help="a built-in dataset")
+    demo.add_argument("--method", default="tag", help="affinity method")
+    demo.add_argument("--epochs", type=int, default=None, help="training epochs (default: a quick run)")
+    demo.add_argument(
+        "--out", default=None, help="report folder (default: TASKGROUPER_HOME/reports/<job id>)"
+    )
+    demo.set_defaults(handler=_demo)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = Settings()
+    if args.workers < 1:
+        raise InputError("--workers", "must be at least 1")
+    if settings.embedded and args.workers > 1:
+        raise InputError(
+            "--workers",
+            "the embedded mode runs jobs in-process: use 1 worker, or set "
+            "TASKGROUPER_BROKER_URL for server mode",
+        )
+    if not 0 < args.port < 65536:
+        raise InputError("--port", f"{args.port} is not a TCP port")
+    mode = "embedded (in-process jobs)" if settings.embedded else "server (Celery workers)"
+    print(f"taskgrouper API on http://{args.host}:{args.port}  mode: {mode}  docs: /docs", flush=True)
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        access_log=False,
+    )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if settings.embedded:
+        raise InputError(
+            "TASKGROUPER_BROKER_URL", "not set: a worker needs the broker (e.g. redis://host:6379/0)"
+        )
+    from worker.celery_app import app
+
+    queues = args.queues or f"{settings.training_queue},{settings.solve_queue}"
+    app.worker_main(
+        [
+            "worker",
+            "--queues",
+            queues,
+            "--concurrency",
+            str(args.concurrency),
+            "--loglevel",
+            args.loglevel,
+            "--prefetch-multiplier",
+            "1",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
+    from service.migrate import upgrade
+
+    url = Settings().resolved_database_url
+    upgrade(url, args.revision)
+    print(f"database {make_url(url).render_as_string(hide_password=True)} is at revision {args.revision}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from service.demo import run_demo
+
+    return run_demo(dataset=args.dataset, method=args.method, epochs=args.epochs, out=args.out)

@@ -1,0 +1,101 @@
+"""Errors as ``application/problem+json`` (RFC 9457), each naming the offending field when there is one.
+
+Every error body has ``type``, ``title``, ``status`` and ``detail``; validation errors add ``field``
+(the first offending field, dotted) and ``errors`` (all of them, each ``{field, reason}``); library
+:class:`~grouping.errors.InputError` details (e.g. ``min_budget``) are merged into the body.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from grouping.errors import InputError
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ApiError(Exception):
+    """An HTTP error with a problem+json body; ``extra`` keys are added to the body."""
+
+    def __init__(self, status: int, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.extra = extra
+
+
+def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
+    """A problem+json response."""
+    phrase = HTTPStatus(status).phrase
+    body = {"type": "about:blank", "title": phrase, "status": status, "detail": detail, **extra}
+    return JSONResponse(
+        body,
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers={"Retry-After": "1"} if status == 503 else None,
+    )
+
+
+def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    """``("body", "training", "epochs")`` → ``training.epochs``; list indices as ``tasks[0]``."""
+    parts: list[str] = []
+    for item in loc[1:] if loc and loc[0] in ("body", "query", "path", "header", "form") else loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or str(loc[0] if loc else "body")
+
+
+def input_error_response(exc: InputError, prefix: str = "") -> JSONResponse:
+    """422 for a library :class:`InputError`, keeping its ``details`` (e.g. ``min_budget``)."""
+    name = f"{prefix}{exc.field}" if prefix else exc.field
+    return problem(
+        422,
+        f"{name}: {exc.reason}",
+        field=name,
+        reason=exc.reason,
+        errors=[{"field": name, "reason": exc.reason}],
+        **exc.details,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error through :func:`problem` so no request ever gets a traceback."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return problem(exc.status, exc.detail, **exc.extra)
+
+    @app.exception_handler(InputError)
+    async def _input_error(_request: Request, exc: InputError) -> JSONResponse:
+        return input_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": field_path(err.get("loc", ())), "reason": err.get("msg", "invalid")}
+            for err in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "body", "reason": "invalid"}
+        return problem(
+            422,
+            f"{first['field']}: {first['reason']}",
+            field=first["field"],
+            reason=first["reason"],
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        return problem(500, f"internal error ({type(exc).__name__}); see the server log")

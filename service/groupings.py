@@ -1,0 +1,205 @@
+"""Groupings of a job: solve a stored network table at a budget once, store it, read it back after.
+
+A grouping is keyed by (job, method, solver, singletons, budget); budgets are rounded to 1e-6 so
+``2.5`` and ``2.5000000001`` share a row. Concurrent solvers of the same key are harmless: the
+insert skips a row that exists, and both return the same optimum.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from grouping.errors import InputError
+from grouping.problem import parse_problem
+from grouping.selection import InfeasibleBudget, solve
+from service.db import transaction
+from service.metrics import SOLVE_SECONDS
+from service.models import AffinityResult, Grouping, Job, NetworkTable
+
+
+@dataclass(frozen=True)
+class GroupingKey:
+    """Which table of which job, solved how."""
+
+    job_id: str
+    method: str
+    solver: str
+    singletons: str
+
+
+def budget_key(budget: float) -> float:
+    """The stored form of a budget (rounded to 1e-6)."""
+    return round(float(budget), 6)
+
+
+def default_budgets(n_tasks: int) -> list[float]:
+    """Budgets 1, 2, …, n: with unit-cost networks (the affinity form) every distinct grouping."""
+    return [float(b) for b in range(1, max(n_tasks, 1) + 1)]
+
+
+def solve_timed(problem: Any, budget: float, solver: str, time_limit: float | None) -> dict[str, Any]:
+    """``solve(...).to_dict()`` with the solve time recorded in the ``solve_seconds`` metric."""
+    started = time.perf_counter()
+    try:
+        return solve(problem, budget, solver=solver, time_limit=time_limit).to_dict()
+    finally:
+        SOLVE_SECONDS.labels(solver=solver).observe(time.perf_counter() - started)
+
+
+def read_stored(
+    session: Session, job_id: str, solver: str, singletons: str, budgets: list[float]
+) -> tuple[Job | None, dict[tuple[str, float], dict[str, Any]]]:
+    """The job and its stored solutions at ``budgets`` (any method, keyed ``(method, budget)``),
+    in one query: the fast path of ``GET /groupings``."""
+    wanted = [budget_key(b) for b in budgets]
+    rows = session.execute(
+        select(Job, Grouping.method, Grouping.budget, Grouping.solution)
+        .outerjoin(
+            Grouping,
+            and_(
+                Grouping.job_id == Job.id,
+                Grouping.solver == solver,
+                Grouping.singletons == singletons,
+                Grouping.budget.in_(wanted),
+            ),
+        )
+        .where(Job.id == job_id)
+    ).all()
+    if not rows:
+        return None, {}
+    return rows[0][0], {(m, b): solution for _, m, b, solution in rows if m is not None}
+
+
+def job_groupings(
+    session_factory: sessionmaker[Session],
+    key: GroupingKey,
+    budgets: list[float],
+    *,
+    time_limit: float | None = None,
+    project: str = "default",
+    skip_infeasible: bool = False,
+) -> list[tuple[float, dict[str, Any], bool]]:
+    """``(budget, solution, stored)`` per budget: read from the database, solving and storing the missing.
+
+    Raises ``InfeasibleBudget`` (``min_budget`` in its details) for a budget below the cheapest
+    covering, unless ``skip_infeasible``, where that budget's entry is an ``infeasible`` solution.
+    """
+    wanted = [budget_key(b) for b in budgets]
+    with session_factory() as session:
+        rows = session.scalars(
+            select(Grouping).where(
+                Grouping.job_id == key.job_id,
+                Grouping.method == key.method,
+                Grouping.solver == key.solver,
+                Grouping.singletons == key.singletons,
+                Grouping.budget.in_(wanted),
+            )
+        ).all()
+        stored = {row.budget: row.solution for row in rows}
+        missing = [b for b in wanted if b not in stored]
+        table = None
+        if missing:
+            table = session.scalar(
+                select(NetworkTable.problem).where(
+                    NetworkTable.job_id == key.job_id,
+                    NetworkTable.method == key.method,
+                    NetworkTable.singletons == key.singletons,
+                )
+            )
+    if missing and table is None:
+        raise InputError(
+            "singletons",
+            f"job {key.job_id} has no {key.singletons!r} table for "
+            f"{key.method!r} (its affinity matrix does not admit that rule)",
+        )
+    fresh: dict[float, dict[str, Any]] = {}
+    if missing:
+        problem = parse_problem(table)
+        for budget in dict.fromkeys(missing):
+            try:
+                fresh[budget] = solve_timed(problem, budget, key.solver, time_limit)
+            except InfeasibleBudget as exc:
+                if not skip_infeasible:
+                    raise
+                fresh[budget] = {
+                    "status": "infeasible",
+                    "objective": None,
+                    "networks": [],
+                    "per_task": {},
+                    "min_budget": exc.details.get("min_budget"),
+                }
+        _store(session_factory, key, project, {b: s for b, s in fresh.items() if s["status"] != "infeasible"})
+    return [(b, stored[b], True) if b in stored else (b, fresh[b], False) for b in wanted]
+
+
+def _store(
+    session_factory: sessionmaker[Session],
+    key: GroupingKey,
+    project: str,
+    solutions: dict[float, dict[str, Any]],
+) -> None:
+    if not solutions:
+        return
+    with transaction(session_factory) as session:
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        rows = [
+            {
+                "project": project,
+                "job_id": key.job_id,
+                "method": key.method,
+                "solver": key.solver,
+                "singletons": key.singletons,
+                "budget": budget,
+                "status": str(solution["status"]),
+                "objective": _finite(solution.get("objective")),
+                "solve_seconds": float(solution.get("solve_seconds") or 0.0),
+                "solution": solution,
+            }
+            for budget, solution in solutions.items()
+        ]
+        session.execute(insert(Grouping).values(rows).on_conflict_do_nothing())
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def precompute(
+    session_factory: sessionmaker[Session],
+    job_id: str,
+    *,
+    solver: str = "bip",
+    singletons: str = "forbid",
+    time_limit: float | None = None,
+) -> int:
+    """Solve and store every method's groupings of a succeeded job at :func:`default_budgets`; the count."""
+    with session_factory() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != "succeeded":
+            return 0
+        results = session.execute(
+            select(AffinityResult.method, AffinityResult.tasks).where(AffinityResult.job_id == job_id)
+        ).all()
+        project = job.project
+    count = 0
+    for method, tasks in results:
+        key = GroupingKey(job_id, method, solver, singletons)
+        count += len(
+            job_groupings(
+                session_factory,
+                key,
+                default_budgets(len(tasks)),
+                time_limit=time_limit,
+                project=project,
+                skip_infeasible=True,
+            )
+        )
+    return count

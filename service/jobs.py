@@ -1,0 +1,178 @@
+"""Job submission, lookup and cancellation — shared by the API routes and ``taskgrouper demo``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from grouping.data import BUILTIN_DATASETS
+from grouping.errors import InputError
+from service.datasets import check_columns
+from service.db import transaction
+from service.errors import ApiError
+from service.models import Dataset, Job, utcnow
+from service.schemas import JobCreate, JobError, JobOut, Progress, Timings
+
+
+def spec_hash(spec: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a validated request with its defaults filled in (what "the
+    same body" means for an idempotency key)."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def create_job(
+    session_factory: sessionmaker[Session],
+    request: JobCreate,
+    *,
+    project: str,
+    idempotency_key: str | None = None,
+) -> tuple[Job, bool]:
+    """Insert a queued job for ``request`` (stored as given, without the defaults, so that it validates
+    again exactly as it did now); ``(job, created)``. With an idempotency key already used
+    for the same request, returns that job (``created`` False); for another request, a 409."""
+    spec = request.model_dump(mode="json", exclude_unset=True)
+    digest = spec_hash(request.model_dump(mode="json"))
+    if idempotency_key is not None:
+        replay = _replay(session_factory, project, idempotency_key, digest)
+        if replay is not None:
+            return replay, False
+    job = Job(
+        project=project,
+        status="queued",
+        spec=spec,
+        spec_hash=digest,
+        idempotency_key=idempotency_key,
+        dataset_id=resolve_dataset(session_factory, request, project),
+        cancel_requested=False,
+        progress_fraction=0.0,
+        attempts=0,
+        created_at=utcnow(),
+    )
+    try:
+        with transaction(session_factory) as session:
+            session.add(job)
+    except IntegrityError:
+        replay = _replay(session_factory, project, idempotency_key, digest) if idempotency_key else None
+        if replay is None:
+            raise
+        return replay, False
+    return job, True
+
+
+def _replay(session_factory: sessionmaker[Session], project: str, key: str, digest: str) -> Job | None:
+    with session_factory() as session:
+        job = session.scalar(select(Job).where(Job.project == project, Job.idempotency_key == key))
+    if job is not None and job.spec_hash != digest:
+        raise ApiError(
+            409,
+            "Idempotency-Key was already used with a different request body",
+            field="Idempotency-Key",
+            job_id=job.id,
+        )
+    return job
+
+
+def resolve_dataset(session_factory: sessionmaker[Session], request: JobCreate, project: str) -> str | None:
+    """``None`` for a built-in dataset, else the id of the project's uploaded dataset (columns checked)."""
+    if request.dataset in BUILTIN_DATASETS:
+        return None
+    with session_factory() as session:
+        dataset = session.get(Dataset, request.dataset)
+    if dataset is None or dataset.project != project:
+        raise InputError(
+            "dataset",
+            f"{request.dataset!r} is neither a built-in dataset "
+            f"({', '.join(sorted(BUILTIN_DATASETS))}) nor the id of an uploaded dataset",
+        )
+    check_columns(dataset, request.features, request.tasks, request.split.column)
+    return dataset.id
+
+
+def get_job(session_factory: sessionmaker[Session], job_id: str, project: str) -> Job:
+    """The project's job ``job_id``, or a 404."""
+    with session_factory() as session:
+        job = session.get(Job, job_id)
+    return owned(job, job_id, project)
+
+
+def owned(job: Job | None, job_id: str, project: str) -> Job:
+    """``job`` if it exists and belongs to ``project``, else a 404 (another project's job is not found)."""
+    if job is None or job.project != project:
+        raise ApiError(404, f"no job {job_id}", field="job_id")
+    return job
+
+
+def cancel_job(session_factory: sessionmaker[Session], job_id: str, project: str) -> Job:
+    """Cancel a queued job now, or ask a running one to stop at its next step (idempotent); 409 when it
+    has already succeeded or failed."""
+    job = get_job(session_factory, job_id, project)
+    with transaction(session_factory) as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "queued")
+            .values(status="cancelled", cancel_requested=True, finished_at=utcnow())
+        )
+        session.execute(
+            update(Job).where(Job.id == job_id, Job.status == "running").values(cancel_requested=True)
+        )
+        job = session.get(Job, job_id, populate_existing=True)
+    if job.status in ("succeeded", "failed"):
+        raise ApiError(409, f"job {job_id} has already {job.status}", job_status=job.status)
+    return job
+
+
+def job_links(job_id: str) -> dict[str, str]:
+    """Where to go from a job."""
+    return {
+        "self": f"/jobs/{job_id}",
+        "cancel": f"/jobs/{job_id}/cancel",
+        "affinity": f"/jobs/{job_id}/affinity",
+        "groupings": f"/groupings?job_id={job_id}&budget=2",
+    }
+
+
+def job_request(job: Job) -> JobCreate:
+    """The job's validated request."""
+    return JobCreate.model_validate(job.spec)
+
+
+def job_out(job: Job) -> JobOut:
+    """The API view of a job row (its request shown with the defaults filled in)."""
+    spec = job_request(job).model_dump(mode="json")
+    queued = (
+        ((job.started_at or job.finished_at) - job.created_at).total_seconds()
+        if (job.started_at or job.finished_at)
+        else None
+    )
+    return JobOut(
+        id=job.id,
+        status=job.status,
+        dataset=spec["dataset"],
+        methods=spec["methods"],
+        spec=spec,
+        progress=Progress(
+            fraction=job.progress_fraction,
+            epoch=job.epoch,
+            step=job.step,
+            total_steps=job.total_steps,
+            eta_seconds=job.eta_seconds,
+            losses=job.losses,
+        ),
+        timings=Timings(
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            queued_seconds=queued,
+            run_seconds=job.run_seconds,
+        ),
+        device=job.device,
+        attempts=job.attempts,
+        cancel_requested=job.cancel_requested,
+        error=JobError(**job.error) if job.error else None,
+        links=job_links(job.id),
+    )

@@ -1,0 +1,176 @@
+"""The persisted state: SQLAlchemy 2 models (schema changes go through ``migrations/``).
+
+The job row is the source of truth for a job; queue messages carry only its id. Results are
+keyed so that writing them twice is harmless (``uq_*`` constraints): affinity per (job, method),
+network tables per (job, method, singletons), groupings per (job, method, solver, singletons,
+budget). Every owned row carries ``project`` so that tenants can be isolated.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: JSON documents: JSONB on PostgreSQL, JSON (text) elsewhere
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite drops the zone; this restores it)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A new random resource id."""
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONDocument, list[Any]: JSONDocument, datetime: UTCDateTime}
+
+
+class Dataset(Base):
+    """An uploaded table (Parquet, CSV or NPZ) stored under ``TASKGROUPER_HOME/datasets``."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    project: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    n_rows: Mapped[int] = mapped_column(Integer)
+    columns: Mapped[list[Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    """An affinity run: its request, lifecycle, progress and timings."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("project", "idempotency_key", name="uq_jobs_project_idempotency_key"),
+        Index("ix_jobs_project_status_created", "project", "status", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    project: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    spec: Mapped[dict[str, Any]] = mapped_column()
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id", ondelete="RESTRICT"))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress_fraction: Mapped[float] = mapped_column(Float, default=0.0)
+    epoch: Mapped[int | None] = mapped_column(Integer)
+    step: Mapped[int | None] = mapped_column(Integer)
+    total_steps: Mapped[int | None] = mapped_column(Integer)
+    eta_seconds: Mapped[float | None] = mapped_column(Float)
+    losses: Mapped[dict[str, Any] | None] = mapped_column()
+    device: Mapped[str | None] = mapped_column(String(64))
+    worker: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    checkpoint_dir: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[dict[str, Any] | None] = mapped_column()
+    run_seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class AffinityResult(Base):
+    """One method's affinity matrix of a job (``onto_row_from_column``) and its per-epoch trajectory."""
+
+    __tablename__ = "affinity_results"
+    __table_args__ = (UniqueConstraint("job_id", "method", name="uq_affinity_results_job_method"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(32))
+    tasks: Mapped[list[Any]] = mapped_column()
+    matrix: Mapped[list[Any]] = mapped_column()
+    trajectory: Mapped[list[Any]] = mapped_column()
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NetworkTable(Base):
+    """The selection problem (issue-2 problem JSON) built from a job's affinity for one singleton rule."""
+
+    __tablename__ = "network_tables"
+    __table_args__ = (
+        UniqueConstraint("job_id", "method", "singletons", name="uq_network_tables_job_method_singletons"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(32))
+    singletons: Mapped[str] = mapped_column(String(16))
+    problem: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Grouping(Base):
+    """A solved grouping (issue-2 solution JSON) of a job's network table at one budget."""
+
+    __tablename__ = "groupings"
+    __table_args__ = (
+        UniqueConstraint(
+            "job_id", "method", "solver", "singletons", "budget", name="uq_groupings_job_method_solver_budget"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(32))
+    solver: Mapped[str] = mapped_column(String(32))
+    singletons: Mapped[str] = mapped_column(String(16))
+    budget: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    objective: Mapped[float | None] = mapped_column(Float)
+    solve_seconds: Mapped[float] = mapped_column(Float)
+    solution: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,77 @@
+"""``/datasets``: upload a Parquet, CSV or NPZ table (validated, schema inferred) and read it back."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.datasets import store_upload
+from service.db import transaction
+from service.errors import ApiError
+from service.models import Dataset
+from service.routes import deps
+from service.schemas import DatasetOut
+from service.settings import Settings
+
+router = APIRouter(tags=["datasets"])
+Sessions = Annotated[sessionmaker[Session], Depends(deps.session_factory)]
+Project = Annotated[str, Depends(deps.project)]
+
+
+def dataset_out(row: Dataset) -> DatasetOut:
+    return DatasetOut(
+        id=row.id,
+        name=row.name,
+        format=row.format,
+        size_bytes=row.size_bytes,
+        sha256=row.sha256,
+        n_rows=row.n_rows,
+        columns=row.columns,
+        created_at=row.created_at,
+        links={"self": f"/datasets/{row.id}"},
+    )
+
+
+@router.post(
+    "/datasets",
+    status_code=201,
+    response_model=DatasetOut,
+    responses={422: {"description": "not a valid Parquet, CSV or NPZ table (the reason is given)"}},
+)
+async def upload_dataset(
+    response: Response,
+    sessions: Sessions,
+    project: Project,
+    settings: Annotated[Settings, Depends(deps.settings)],
+    file: Annotated[UploadFile, File(description="a .parquet, .csv or .npz file")],
+    name: Annotated[str | None, Form(max_length=255)] = None,
+) -> DatasetOut:
+    """Register a dataset; use its ``id`` as a job's ``dataset`` (with ``tasks`` naming its columns)."""
+    row = await run_in_threadpool(
+        store_upload,
+        file.file,
+        file.filename or "",
+        directory=settings.datasets_dir,
+        project=project,
+        max_bytes=settings.max_upload_bytes,
+        name=name,
+    )
+    with transaction(sessions) as session:
+        session.add(row)
+    response.headers["Location"] = f"/datasets/{row.id}"
+    return dataset_out(row)
+
+
+@router.get(
+    "/datasets/{dataset_id}", response_model=DatasetOut, responses={404: {"description": "no such dataset"}}
+)
+def get_dataset(dataset_id: str, sessions: Sessions, project: Project) -> DatasetOut:
+    """An uploaded dataset's inferred schema: per column its dtype, shape, missing and distinct values."""
+    with sessions() as session:
+        row = session.get(Dataset, dataset_id)
+    if row is None or row.project != project:
+        raise ApiError(404, f"no dataset {dataset_id}", field="dataset_id")
+    return dataset_out(row)

@@ -1,0 +1,132 @@
+"""``/jobs``: submit an affinity run, watch it, list, cancel, read its affinity matrices."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import jobs
+from service.db import transaction
+from service.errors import ApiError
+from service.executor import JobExecutor
+from service.models import AffinityResult, Job, utcnow
+from service.routes import deps
+from service.schemas import JobCreate, JobOut, JobPage, JobStatus
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["jobs"])
+Sessions = Annotated[sessionmaker[Session], Depends(deps.session_factory)]
+Project = Annotated[str, Depends(deps.project)]
+
+
+@router.post(
+    "/jobs",
+    status_code=202,
+    response_model=JobOut,
+    responses={409: {"description": "Idempotency-Key reused with another body"}},
+)
+def submit_job(
+    body: JobCreate,
+    response: Response,
+    sessions: Sessions,
+    project: Project,
+    executor: Annotated[JobExecutor, Depends(deps.executor)],
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JobOut:
+    """Queue an affinity run. Only ``dataset`` is required; an ``Idempotency-Key`` makes retries safe."""
+    job, created = jobs.create_job(sessions, body, project=project, idempotency_key=idempotency_key)
+    response.headers["Location"] = f"/jobs/{job.id}"
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+        return jobs.job_out(job)
+    try:
+        executor.submit(job.id)
+    except Exception as exc:
+        log.exception("cannot queue job %s", job.id)
+        with transaction(sessions) as session:
+            row = session.get(Job, job.id)
+            row.status, row.finished_at = "failed", utcnow()
+            row.error = {"field": None, "reason": f"could not be queued: {type(exc).__name__}: {exc}"}
+        raise ApiError(503, "the job queue is unavailable; the job was not started", job_id=job.id) from None
+    return jobs.job_out(job)
+
+
+@router.get("/jobs", response_model=JobPage)
+def list_jobs(
+    sessions: Sessions,
+    project: Project,
+    status: JobStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobPage:
+    """The project's jobs, newest first, optionally of one status."""
+    where = [Job.project == project] + ([Job.status == status] if status else [])
+    with sessions() as session:
+        total = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+        rows = session.scalars(
+            select(Job)
+            .where(*where)
+            .order_by(Job.created_at.desc(), Job.id.desc())
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    more = offset + len(rows) < total
+    query = f"&status={status}" if status else ""
+    return JobPage(
+        items=[jobs.job_out(j) for j in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next=f"/jobs?limit={limit}&offset={offset + limit}{query}" if more else None,
+    )
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses={404: {"description": "no such job"}})
+def get_job(job_id: str, sessions: Sessions, project: Project) -> JobOut:
+    """A job's status, progress (fraction, epoch, step, ETA), timings, device and error."""
+    return jobs.job_out(jobs.get_job(sessions, job_id, project))
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    status_code=202,
+    response_model=JobOut,
+    responses={404: {"description": "no such job"}, 409: {"description": "the job has ended"}},
+)
+def cancel_job(job_id: str, sessions: Sessions, project: Project) -> JobOut:
+    """Cancel a queued job at once, or a running one at its next training step."""
+    return jobs.job_out(jobs.cancel_job(sessions, job_id, project))
+
+
+@router.get(
+    "/jobs/{job_id}/affinity",
+    responses={404: {"description": "no such job"}, 409: {"description": "the job has not succeeded"}},
+)
+def get_affinity(job_id: str, sessions: Sessions, project: Project) -> dict:
+    """Per method: the affinity matrix (``onto_row_from_column``), its per-epoch trajectory, run metadata."""
+    job = jobs.get_job(sessions, job_id, project)
+    require_succeeded(job)
+    with sessions() as session:
+        rows = session.scalars(
+            select(AffinityResult).where(AffinityResult.job_id == job_id).order_by(AffinityResult.id)
+        ).all()
+    return {
+        "job_id": job_id,
+        "tasks": rows[0].tasks if rows else [],
+        "methods": {
+            r.method: {"onto_row_from_column": r.matrix, "trajectory": r.trajectory, "metadata": r.meta}
+            for r in rows
+        },
+    }
+
+
+def require_succeeded(job: Job) -> None:
+    """409 naming the job's status unless it succeeded."""
+    if job.status != "succeeded":
+        raise ApiError(
+            409, f"job {job.id} is {job.status}, not succeeded", job_id=job.id, job_status=job.status
+        )

@@ -1,0 +1,163 @@
+"""Shared fixtures for the service tests: real PostgreSQL and Redis, isolated per test session.
+
+* ``pg_url``: a database created for this session on the PostgreSQL server of
+  ``TASKGROUPER_TEST_DATABASE_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``),
+  migrated to the latest revision, dropped at the end.
+* ``redis_url``: Redis database 13 of ``TASKGROUPER_TEST_REDIS_URL`` (default
+  ``redis://127.0.0.1:6379/13``), with queue names unique to the session so parallel runs never
+  take each other's messages.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy.engine import make_url
+
+from service.settings import Settings
+
+PG_BASE = os.environ.get("TASKGROUPER_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TASKGROUPER_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+SESSION_TAG = uuid.uuid4().hex[:10]
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session."""
+    from service.migrate import upgrade
+
+    name = f"taskgrouper_test_{SESSION_TAG}"
+    with psycopg.connect(_libpq(PG_BASE), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_BASE).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(_libpq(PG_BASE), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The test Redis database (keys of this session's queues removed at the end)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    client.ping()
+    yield REDIS_URL
+    for key in client.scan_iter(match=f"*{SESSION_TAG}*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def server_settings(pg_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    """Server mode: PostgreSQL + Redis, queues private to this test session."""
+    return Settings(
+        home=tmp_path / "home",
+        database_url=pg_url,
+        broker_url=redis_url,
+        training_queue=f"training-{SESSION_TAG}",
+        solve_queue=f"solve-{SESSION_TAG}",
+        progress_interval=0.2,
+        default_project=f"test-{uuid.uuid4().hex[:12]}",
+    )
+
+
+@pytest.fixture
+def embedded_settings(tmp_path: Path) -> Settings:
+    """Embedded mode: SQLite under a temporary home, in-process runner."""
+    return Settings(home=tmp_path / "home", database_url=None, broker_url=None, progress_interval=0.2)
+
+
+@pytest.fixture
+def embedded_client(embedded_settings: Settings) -> Iterator:
+    """A test client of the embedded app (lifespan run: schema migrated, executor started)."""
+    yield from _client(embedded_settings)
+
+
+@pytest.fixture(params=["sqlite-embedded", "postgres-server"])
+def api_client(request: pytest.FixtureRequest) -> Iterator:
+    """A test client of the app in each mode: embedded (SQLite, in-process runner) and server
+    (PostgreSQL, jobs published to Redis; no worker consumes them here)."""
+    name = "embedded_settings" if request.param == "sqlite-embedded" else "server_settings"
+    yield from _client(request.getfixturevalue(name))
+
+
+def _client(settings: Settings) -> Iterator:
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process use ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGROUPER_")}
+    env.update(
+        {
+            "TASKGROUPER_HOME": str(settings.home),
+            "TASKGROUPER_DATABASE_URL": settings.resolved_database_url,
+            "TASKGROUPER_TRAINING_QUEUE": settings.training_queue,
+            "TASKGROUPER_SOLVE_QUEUE": settings.solve_queue,
+            "TASKGROUPER_PROGRESS_INTERVAL": str(settings.progress_interval),
+        }
+    )
+    if settings.broker_url:
+        env["TASKGROUPER_BROKER_URL"] = settings.broker_url
+    return env
+
+
+#: a job small enough for end-to-end tests: one epoch of a tiny MLP on a built-in dataset
+TINY_JOB = {
+    "dataset": "digits-attributes",
+    "methods": ["tag"],
+    "model": {"hidden_units": 16, "hidden_layers": 1, "representation": 8},
+    "training": {"epochs": 1, "batch_size": 128},
+}
+
+
+@pytest.fixture
+def job_flow():
+    """The acceptance flow, through the Python client: submit → wait → groupings at budget 2, which
+    must equal solving the job's stored affinity matrix directly. Returns the finished job."""
+    from grouping.problem import parse_problem
+    from grouping.selection import solve
+
+    def flow(client) -> object:
+        job = client.submit_job(**TINY_JOB)
+        assert job.status in ("queued", "running") and job.links["self"] == f"/jobs/{job.id}"
+        done = client.wait(job.id, timeout=240, poll=0.25)
+        assert done.progress.fraction == 1.0 and done.error is None and done.device
+        assert done.timings.started_at and done.timings.run_seconds > 0 and done.attempts == 1
+        affinity = client.affinity(job.id)
+        tag = affinity["methods"]["tag"]
+        assert len(tag["trajectory"]) == 1 and tag["metadata"]["epochs"] == 1
+        problem = {
+            "tasks": affinity["tasks"],
+            "objective": "max_affinity",
+            "singletons": "forbid",
+            "affinity": {"onto_row_from_column": tag["onto_row_from_column"]},
+            "network_cost": 1.0,
+        }
+        direct = solve(parse_problem(problem), 2.0).to_dict()
+        grouping = client.groupings(job.id, 2)
+        assert grouping.status == "optimal"
+        assert grouping.objective == pytest.approx(direct["objective"], rel=1e-9, abs=1e-12)
+        assert [n.model_dump() for n in grouping.networks] == direct["networks"]
+        assert grouping.per_task == pytest.approx(direct["per_task"])
+        assert client.groupings(job.id, 2).stored
+        return done
+
+    return flow
