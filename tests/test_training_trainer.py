@@ -94,3 +94,14 @@ def test_bad_training_input(data):
     assert info.value.details["task"] in {"c0_t0", "c0_t1"}
     with pytest.raises(InputError, match="needs image data"):
         train_network(data, ["c0_t0"], ModelConfig(backbone="cnn"), TrainingConfig())
+
+
+@pytest.mark.parametrize("config", [
+    TrainingConfig(),
+    TrainingConfig(optimizer="momentum"),
+    TrainingConfig(optimizer="momentum", momentum=0.5),
+    TrainingConfig(optimizer="adam", weight_decay=0.01),
+])
+def test_training_config_survives_a_dump_and_reload(config):
+    """Stored job specs are dumped configs: validating one again must give the same config."""
+    assert TrainingConfig.model_validate(config.model_dump()) == config

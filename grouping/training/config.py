@@ -46,7 +46,7 @@ class TrainingConfig(BaseModel):
 
     optimizer: Literal["sgd", "momentum", "adam"] = "sgd"
     lr: float = Field(default=0.03, gt=0.0, le=10.0)
-    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
+    momentum: float | None = Field(default=None, ge=0.0, lt=1.0)
     weight_decay: float = Field(default=0.0, ge=0.0, le=1.0)
     epochs: int = Field(default=20, ge=1, le=10_000)
     batch_size: int = Field(default=64, ge=1, le=65_536)
@@ -58,6 +58,14 @@ class TrainingConfig(BaseModel):
 
     @model_validator(mode="after")
     def _momentum_only_for_momentum(self) -> TrainingConfig:
-        if self.optimizer == "sgd" and "momentum" in self.model_fields_set and self.momentum > 0:
-            raise ValueError("momentum is set but optimizer is 'sgd'; use optimizer 'momentum'")
+        # Checks the value, not whether it was set, so that a dumped config validates again.
+        if self.optimizer != "momentum" and self.momentum:
+            raise ValueError(f"momentum is set but optimizer is {self.optimizer!r}; use optimizer 'momentum'")
         return self
+
+    @property
+    def momentum_coefficient(self) -> float:
+        """The momentum the optimizer uses: the given one, 0.9 by default, 0 unless ``momentum``."""
+        if self.optimizer != "momentum":
+            return 0.0
+        return 0.9 if self.momentum is None else self.momentum

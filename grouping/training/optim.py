@@ -15,7 +15,7 @@ def make_optimizer(params: Iterable[torch.nn.Parameter], config: TrainingConfig)
     decay is L2 added to the gradient in all three (what the affinity lookahead simulates)."""
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    momentum = config.momentum if config.optimizer == "momentum" else 0.0
+    momentum = config.momentum_coefficient
     return torch.optim.SGD(params, lr=config.lr, momentum=momentum, weight_decay=config.weight_decay)
 
 
