@@ -1,0 +1,26 @@
+"""Network-table methods (issue 4): train candidate networks and write the explicit problem form.
+
+``exhaustive`` (Standley §3.1, the ground truth), ``pairwise`` (+ Higher-Order Approximation, §3.3.2)
+and ``esa`` (Early Stopping Approximation, §3.3.1); the networks train in a process pool.
+"""
+
+from grouping.tables.build import MAX_TASKS, TABLE_METHODS, build_table, table_jobs
+from grouping.tables.injection import inject_label
+from grouping.tables.jobs import NetworkJob, TrainedNetwork, train_job
+from grouping.tables.pool import default_workers, train_all
+from grouping.tables.table import NetworkTable, TableRow
+
+__all__ = [
+    "MAX_TASKS",
+    "TABLE_METHODS",
+    "NetworkJob",
+    "NetworkTable",
+    "TableRow",
+    "TrainedNetwork",
+    "build_table",
+    "default_workers",
+    "inject_label",
+    "table_jobs",
+    "train_all",
+    "train_job",
+]

@@ -1,0 +1,97 @@
+"""One network to train for a table or a score, and how a worker trains it.
+
+A :class:`NetworkJob` names the tasks a network trains on, its width (1 = full size, 0.5 = Standley's
+half-size single-task network), an optional epoch count overriding the training config (ESA) and an
+optional partner task whose label is injected into the input (label injection, ``000_…`` eq. 2).
+With ``probe_rows > 0`` the worker also returns the backbone representations and the InputXGradient
+attributions of the first ``probe_rows`` test examples (RSA and IAS need the trained STL backbones).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from grouping.data.dataset import Dataset
+from grouping.tables.injection import inject_label
+from grouping.training.config import ModelConfig, TrainingConfig
+from grouping.training.cost import relative_cost
+from grouping.training.evaluate import split_losses
+from grouping.training.loop import fit
+from grouping.training.model import MultiTaskNet
+
+
+@dataclass(frozen=True)
+class NetworkJob:
+    """What to train; ``tasks`` in dataset order, ``inject`` a partner task whose label joins the input."""
+
+    tasks: tuple[str, ...]
+    width: float = 1.0
+    epochs: int | None = None
+    inject: str | None = None
+    probe_rows: int = 0
+
+    @property
+    def size(self) -> str:
+        """``full`` for width 1, ``half`` for anything smaller (the explicit problem's size mark)."""
+        return "full" if self.width >= 1.0 else "half"
+
+
+@dataclass
+class TrainedNetwork:
+    """A trained network's per-task validation and test losses, measured inference cost (full-size
+    units), epochs run and wall time; ``representations``/``attributions`` when probes were asked for."""
+
+    job: NetworkJob
+    val_loss: dict[str, float]
+    test_loss: dict[str, float]
+    cost: float
+    epochs_run: int
+    seconds: float
+    representations: np.ndarray | None = None
+    attributions: np.ndarray | None = field(default=None, repr=False)
+
+
+def train_job(dataset: Dataset, job: NetworkJob, model: ModelConfig, training: TrainingConfig
+              ) -> TrainedNetwork:
+    """Train ``job`` on ``dataset`` (early stopping on validation loss, best weights kept) and measure it."""
+    data = inject_label(dataset, job.inject) if job.inject is not None else dataset
+    config = model.model_copy(update={"width": job.width})
+    if job.epochs is not None:
+        training = training.model_copy(update={"epochs": job.epochs})
+    result = fit(data, list(job.tasks), config, training)
+    specs = [data.task(name) for name in job.tasks]
+    device = next(result.model.parameters()).device
+    test_loss = split_losses(result.model, data.test.to(device), specs)
+    heads = {t: data.output_dims[t] for t in job.tasks}
+    cost = relative_cost(data.input_kind, data.input_shape, heads, config)
+    trained = TrainedNetwork(job, result.val_loss, test_loss, cost, result.epochs_run, result.seconds)
+    if job.probe_rows > 0:
+        x = data.test.x[: job.probe_rows].to(device)
+        trained.representations = backbone_output(result.model, x)
+        trained.attributions = input_x_gradient(result.model, x, job.tasks[0])
+    return trained
+
+
+@torch.no_grad()
+def backbone_output(model: MultiTaskNet, x: torch.Tensor) -> np.ndarray:
+    """The shared representation θ_B(x) of each example (rows × features), as RSA compares them."""
+    return model.backbone(x).float().cpu().numpy()
+
+
+def input_x_gradient(model: MultiTaskNet, x: torch.Tensor, task: str) -> np.ndarray:
+    """InputXGradient attributions (Shrikumar et al. 2016): x ⊙ ∂f(x)/∂x per example, flattened.
+
+    ``f`` is the task's output for the explained unit: the single output of a binary or regression head,
+    the predicted class's logit of a multiclass head (the usual choice when no target class is given).
+    """
+    x = x.detach().clone().requires_grad_(True)
+    out = model(x)[task].float()
+    if out.shape[1] > 1:
+        unit = out.argmax(dim=1, keepdim=True)
+    else:
+        unit = torch.zeros_like(out[:, :1], dtype=torch.long)
+    (grad,) = torch.autograd.grad(out.gather(1, unit).sum(), x)
+    return (x * grad).detach().reshape(len(x), -1).cpu().numpy()

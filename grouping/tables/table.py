@@ -1,0 +1,83 @@
+"""A table of trained candidate networks and its explicit problem form (Standley et al. 2020, §3).
+
+Each row is one trained network with its per-task validation and test losses. Selection runs on the
+validation losses and results are reported on the test losses, as Standley does; :meth:`to_problem`
+writes either as the explicit ``min_loss`` form ``taskgrouper solve`` reads; a ``pairwise`` table's form
+adds the Higher-Order Approximation of every 3+-task network (§3.3.2). Costs are Standley's
+(full 1.0, half 0.5; ``cost="standley"``) or the measured multiply-add ratio (``cost="measured"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from grouping.candidates import higher_order_approximation
+from grouping.errors import InputError
+from grouping.problem import SIZE_COSTS, CandidateNetwork, ExplicitProblem
+from grouping.tables.jobs import TrainedNetwork
+
+Split = Literal["val", "test"]
+CostRule = Literal["standley", "measured"]
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One trained network: its tasks and size, losses on both splits, measured cost, epochs and time."""
+
+    tasks: tuple[str, ...]
+    size: str
+    val_loss: dict[str, float]
+    test_loss: dict[str, float]
+    measured_cost: float
+    epochs_run: int
+    seconds: float
+
+    @classmethod
+    def from_trained(cls, net: TrainedNetwork) -> TableRow:
+        return cls(net.job.tasks, net.job.size, net.val_loss, net.test_loss, net.cost, net.epochs_run,
+                   net.seconds)
+
+
+@dataclass
+class NetworkTable:
+    """The trained networks of one method on one task set, with how they were trained (``metadata``)."""
+
+    tasks: list[str]
+    method: str
+    rows: list[TableRow]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_problem(self, split: Split = "val", cost: CostRule = "standley") -> ExplicitProblem:
+        """The explicit ``min_loss`` problem on ``split``'s losses with ``cost``'s network costs."""
+        if split not in ("val", "test"):
+            raise InputError("split", f"must be 'val' or 'test', got {split!r}")
+        if cost not in ("standley", "measured"):
+            raise InputError("cost", f"must be 'standley' or 'measured', got {cost!r}")
+        networks = [
+            CandidateNetwork(
+                tasks=list(row.tasks), size=row.size,
+                cost=SIZE_COSTS[row.size] if cost == "standley" else round(row.measured_cost, 6),
+                loss=row.val_loss if split == "val" else row.test_loss)
+            for row in self.rows
+        ]
+        problem = ExplicitProblem(tasks=self.tasks, objective="min_loss", networks=networks)
+        return higher_order_approximation(problem) if self.method == "pairwise" else problem
+
+    def row(self, tasks: tuple[str, ...] | list[str], size: str = "full") -> TableRow:
+        """The row training exactly ``tasks`` at ``size``."""
+        wanted = frozenset(tasks)
+        for row in self.rows:
+            if frozenset(row.tasks) == wanted and row.size == size:
+                return row
+        raise InputError("tasks", f"the {self.method} table has no {size} network training {sorted(wanted)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (for caching; :meth:`from_dict` reads it back)."""
+        return {"tasks": self.tasks, "method": self.method, "rows": [asdict(row) for row in self.rows],
+                "metadata": self.metadata}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NetworkTable:
+        rows = [TableRow(**{**row, "tasks": tuple(row["tasks"])}) for row in data["rows"]]
+        return cls(list(data["tasks"]), data["method"], rows, dict(data.get("metadata", {})))
