@@ -6,7 +6,14 @@ import torch
 
 from grouping.data import DatasetSpec, load_dataset
 from grouping.errors import InputError
-from grouping.training import Cancelled, ModelConfig, TrainingConfig, relative_cost, train_network
+from grouping.training import (
+    Cancelled,
+    ModelConfig,
+    TrainingConfig,
+    build_model,
+    relative_cost,
+    train_network,
+)
 
 SMALL = ModelConfig(hidden_units=32, representation=16, channels=4)
 
@@ -105,3 +112,16 @@ def test_bad_training_input(data):
 def test_training_config_survives_a_dump_and_reload(config):
     """Stored job specs are dumped configs: validating one again must give the same config."""
     assert TrainingConfig.model_validate(config.model_dump()) == config
+
+
+def test_a_task_head_starts_the_same_whatever_the_other_tasks():
+    """Head initialisation depends on (seed, task name) only, not on the task's position."""
+    torch.manual_seed(0)
+    alone = build_model("tabular", (10,), {"b": 3}, ModelConfig(), seed=7)
+    torch.manual_seed(0)
+    second = build_model("tabular", (10,), {"a": 2, "b": 3}, ModelConfig(), seed=7)
+    torch.manual_seed(0)
+    other_seed = build_model("tabular", (10,), {"b": 3}, ModelConfig(), seed=8)
+    assert torch.equal(alone.heads["b"].weight, second.heads["b"].weight)
+    assert torch.equal(alone.heads["b"].bias, second.heads["b"].bias)
+    assert not torch.equal(alone.heads["b"].weight, other_seed.heads["b"].weight)

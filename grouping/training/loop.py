@@ -125,6 +125,7 @@ def fit(
             dataset.input_shape,
             {t.name: dataset.output_dims[t.name] for t in specs},
             model_config,
+            seed=training.seed,
         ).to(device)
     optimizer = make_optimizer(model.parameters(), training)
     scheduler = make_scheduler(optimizer, training)

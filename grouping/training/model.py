@@ -7,6 +7,7 @@ updated shared weights (``torch.func.functional_call``) has no side effects and 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -16,19 +17,38 @@ from grouping.training.config import ModelConfig
 
 
 class MultiTaskNet(nn.Module):
-    """``backbone`` maps inputs to a shared representation; ``heads[name]`` maps it to task outputs."""
+    """``backbone`` maps inputs to a shared representation; ``heads[name]`` maps it to task outputs.
 
-    def __init__(self, backbone: nn.Module, representation: int, output_dims: Mapping[str, int]) -> None:
+    Each head is initialised from its own generator seeded by ``(seed, task name)``: a task's head
+    starts the same in every network that trains it, whatever the other tasks and their order, so
+    comparisons between networks (Standley's tables, MTL gains) are not biased by task position.
+    """
+
+    def __init__(
+        self, backbone: nn.Module, representation: int, output_dims: Mapping[str, int], seed: int = 0
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.heads = nn.ModuleDict(
-            {name: nn.Linear(representation, dim) for name, dim in output_dims.items()}
+            {name: _seeded_head(representation, dim, f"{seed}:{name}") for name, dim in output_dims.items()}
         )
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each task's output for the batch ``x``."""
         shared = self.backbone(x)
         return {name: head(shared) for name, head in self.heads.items()}
+
+
+def _seeded_head(representation: int, dim: int, key: str) -> nn.Linear:
+    """A linear head with ``nn.Linear``'s default distribution (uniform ±1/√fan_in for weight and
+    bias) drawn from a generator seeded by ``key``."""
+    head = nn.Linear(representation, dim)
+    generator = torch.Generator().manual_seed(zlib.crc32(key.encode()))
+    bound = 1.0 / math.sqrt(representation)
+    with torch.no_grad():
+        for tensor in (head.weight, head.bias):
+            tensor.uniform_(-bound, bound, generator=generator)
+    return head
 
 
 def _scaled(units: int, width: float) -> int:
@@ -68,9 +88,14 @@ def cnn_backbone(input_shape: Sequence[int], config: ModelConfig) -> tuple[nn.Mo
 
 
 def build_model(
-    input_kind: str, input_shape: Sequence[int], output_dims: Mapping[str, int], config: ModelConfig
+    input_kind: str,
+    input_shape: Sequence[int],
+    output_dims: Mapping[str, int],
+    config: ModelConfig,
+    seed: int = 0,
 ) -> MultiTaskNet:
-    """The network for data of ``input_kind``/``input_shape`` with one head per entry of ``output_dims``."""
+    """The network for data of ``input_kind``/``input_shape`` with one head per entry of ``output_dims``;
+    the backbone draws from the global torch RNG, each head from ``(seed, task name)``."""
     kind = config.backbone
     if kind == "auto":
         kind = "cnn" if input_kind == "image" else "mlp"
@@ -84,4 +109,4 @@ def build_model(
         backbone, rep = mlp_backbone(math.prod(input_shape), config)
         if input_kind == "image":
             backbone = nn.Sequential(nn.Flatten(), backbone)
-    return MultiTaskNet(backbone, rep, output_dims)
+    return MultiTaskNet(backbone, rep, output_dims, seed)
