@@ -7,14 +7,11 @@ the process exit code. ``service.cli`` assembles them with the service commands.
 
 from __future__ import annotations
 
-import argparse
-import importlib
-
-#: modules of this package that contribute sub-commands, in help order
-COMMAND_MODULES: tuple[str, ...] = ()
-
-
-def register_all(subparsers: argparse._SubParsersAction) -> None:
-    """Add every library sub-command to ``subparsers``."""
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"{__name__}.{name}").register(subparsers)
+#: library sub-command -> the module of this package whose ``register`` adds it (help order)
+COMMANDS: dict[str, str] = {
+    "solve": f"{__name__}.solve",
+    "import-standley": f"{__name__}.solve",
+    "affinity": f"{__name__}.affinity",
+    "tables": f"{__name__}.tables",
+    "evaluate-scores": f"{__name__}.evaluate",
+}
