@@ -40,6 +40,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from service.auth import create_api_key  # noqa: E402
 from service.db import make_engine, make_session_factory, transaction  # noqa: E402
 from service.migrate import upgrade  # noqa: E402
 from service.models import Job, NetworkTable, utcnow  # noqa: E402
@@ -158,9 +159,10 @@ def line(name: str, result: dict, target_ms: float | None = None) -> str:
     )
 
 
-async def drive(base: str, job_id: str, args: argparse.Namespace) -> None:
+async def drive(base: str, job_id: str, key: str, args: argparse.Namespace) -> None:
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {key}"}  # server mode: every request authenticated and rate-counted
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30, headers=headers) as client:
         params = {"job_id": job_id, "budget": 3}
         first = await client.get("/groupings", params=params)
         first.raise_for_status()
@@ -217,6 +219,9 @@ def main() -> int:
     try:
         upgrade(url)
         job_id = seed_job(url)
+        engine = make_engine(url)
+        key = create_api_key(make_session_factory(engine), "default", name="api_load")[1]
+        engine.dispose()
         port = free_port()
         with TemporaryDirectory() as home:
             env = {
@@ -225,6 +230,7 @@ def main() -> int:
                 "TASKGROUPER_BROKER_URL": args.redis_url,
                 "TASKGROUPER_HOME": home,
                 "TASKGROUPER_TRAINING_QUEUE": queue,
+                "TASKGROUPER_RATE_LIMIT_REQUESTS": "100000000",  # counted in Redis, never reached
             }
             server = subprocess.Popen(
                 [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "2"],
@@ -243,7 +249,7 @@ def main() -> int:
                 f"server mode: 2 uvicorn workers, PostgreSQL {name}, Redis {args.redis_url}; "
                 f"{os.cpu_count()} CPUs shared by server and load generator"
             )
-            asyncio.run(drive(base, job_id, args))
+            asyncio.run(drive(base, job_id, key, args))
     finally:
         if server is not None:
             server.terminate()

@@ -2,7 +2,8 @@
 
 Embedded mode (no broker configured): the SQLite schema is upgraded at start-up, jobs run in a
 thread pool of this process, and jobs a previous process left unfinished are resumed. Server mode:
-jobs are published to Celery; the schema is upgraded by ``taskgrouper migrate``.
+jobs are published to Celery; the schema is upgraded by ``taskgrouper migrate``; API keys are
+required and rate-limited in Redis (see ``service.auth``, ``service.ratelimit``, ``service.limits``).
 """
 
 from __future__ import annotations
@@ -12,16 +13,31 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.auth import KeyVerifier
 from service.db import make_engine, make_read_session_factory, make_session_factory
-from service.errors import install_error_handlers
+from service.errors import install_error_handlers, problem_responses
 from service.executor import CeleryExecutor, InProcessExecutor, JobExecutor
+from service.limits import BodyLimit
 from service.metrics import JobsCollector, RequestMetrics
 from service.migrate import upgrade
+from service.ratelimit import RateLimiter
 from service.routes import datasets, groupings, health, jobs
 from service.settings import Settings
 
 DESCRIPTION = """Submit task-affinity runs, watch them, and read the optimal task grouping at any
-inference budget. Errors are `application/problem+json` naming the offending `field`."""
+inference budget. Errors are `application/problem+json` naming the offending `field`. In server mode
+every resource route needs `Authorization: Bearer <API key>` and sees only the key's project."""
+
+#: answers any route may give besides its own (authentication, rate limit, body size)
+COMMON_RESPONSES = problem_responses(
+    {
+        400: "the request body could not be decoded (not UTF-8, broken multipart)",
+        401: "missing, malformed, unknown or revoked API key",
+        413: "request body over the size limit",
+        422: "invalid input: `field` names it, `reason` says why",
+        429: "rate limit exceeded; Retry-After says when to retry",
+    }
+)
 
 
 def create_app(settings: Settings | None = None, executor: JobExecutor | None = None) -> FastAPI:
@@ -39,9 +55,17 @@ def create_app(settings: Settings | None = None, executor: JobExecutor | None = 
         )
         if isinstance(app.state.executor, InProcessExecutor):
             app.state.executor.resume_pending()
+        url = settings.resolved_rate_limit_url
+        app.state.rate_limiter = (
+            RateLimiter(url, settings.rate_limit_requests, settings.rate_limit_window)
+            if url and settings.rate_limit_requests
+            else None
+        )
         try:
             yield
         finally:
+            if app.state.rate_limiter is not None:
+                await app.state.rate_limiter.close()
             app.state.executor.close()
             engine.dispose()
 
@@ -50,8 +74,12 @@ def create_app(settings: Settings | None = None, executor: JobExecutor | None = 
     app.state.session_factory = session_factory
     app.state.read_session_factory = make_read_session_factory(engine)
     app.state.jobs_collector = JobsCollector(session_factory)
+    app.state.key_verifier = KeyVerifier(session_factory)
+    app.state.rate_limiter = None
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(RequestMetrics)
-    for router in (jobs.router, groupings.router, datasets.router, health.router):
-        app.include_router(router)
+    for router in (jobs.router, groupings.router, datasets.router):
+        app.include_router(router, responses=COMMON_RESPONSES)
+    app.include_router(health.router)
     return app

@@ -10,6 +10,7 @@ Errors come back as :class:`ApiError` carrying the problem+json body (``field``,
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,8 @@ class JobFailed(Exception):
 
 
 class TaskgrouperClient:
-    """Client of one taskgrouper server; pass ``http`` to reuse an ``httpx.Client`` (e.g. a test client)."""
+    """Client of one taskgrouper server; pass ``http`` to reuse an ``httpx.Client`` (e.g. a test client).
+    ``api_key`` (default: ``TASKGROUPER_API_KEY``) is sent as ``Authorization: Bearer``."""
 
     def __init__(
         self,
@@ -48,9 +50,16 @@ class TaskgrouperClient:
         *,
         timeout: float = 60.0,
         headers: dict[str, str] | None = None,
+        api_key: str | None = None,
         http: httpx.Client | None = None,
     ) -> None:
-        self.http = http or httpx.Client(base_url=base_url, timeout=timeout, headers=headers)
+        api_key = api_key or os.environ.get("TASKGROUPER_API_KEY")
+        auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = http or httpx.Client(
+            base_url=base_url, timeout=timeout, headers={**auth, **(headers or {})}
+        )
+        if http is not None and auth:
+            self.http.headers.update(auth)
 
     def __enter__(self) -> TaskgrouperClient:
         return self

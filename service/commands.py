@@ -1,8 +1,10 @@
-"""Service commands of ``taskgrouper``: ``serve``, ``worker``, ``migrate`` and ``demo``."""
+"""Service commands of ``taskgrouper``: ``serve``, ``worker``, ``migrate``, ``demo``,
+``create-api-key`` and ``revoke-api-key``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from grouping.errors import InputError
 from service.settings import Settings
@@ -25,12 +27,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     worker.add_argument(
         "--concurrency", type=int, default=1, help="processes; keep 1 per GPU on the training queue"
     )
+    worker.add_argument(
+        "--pool",
+        default=None,
+        help="Celery pool (default: solo at concurrency 1, so SIGTERM requeues a running job; else prefork)",
+    )
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(handler=_worker)
 
     migrate = subparsers.add_parser("migrate", help="upgrade the database schema to the latest revision")
     migrate.add_argument("--revision", default="head")
     migrate.set_defaults(handler=_migrate)
+
+    create_key = subparsers.add_parser(
+        "create-api-key", help="create an API key of a project (printed once; only its hash is stored)"
+    )
+    create_key.add_argument("--project", required=True, help="the project the key sees (1-64 characters)")
+    create_key.add_argument("--name", default=None, help="a label for the key (who or what uses it)")
+    create_key.set_defaults(handler=_create_api_key)
+
+    revoke_key = subparsers.add_parser("revoke-api-key", help="revoke an API key by its id (tg_<id>_…)")
+    revoke_key.add_argument("key_id", help="the id part of the key, or the whole key")
+    revoke_key.set_defaults(handler=_revoke_api_key)
 
     demo = subparsers.add_parser("demo", help="affinity run on a built-in dataset -> groupings -> report")
     demo.add_argument("--dataset", default="digits-attributes", help="a built-in dataset")
@@ -86,6 +104,8 @@ def _worker(args: argparse.Namespace) -> int:
             queues,
             "--concurrency",
             str(args.concurrency),
+            "--pool",
+            args.pool or ("solo" if args.concurrency == 1 else "prefork"),
             "--loglevel",
             args.loglevel,
             "--prefetch-multiplier",
@@ -112,3 +132,38 @@ def _demo(args: argparse.Namespace) -> int:
     from service.demo import run_demo
 
     return run_demo(dataset=args.dataset, method=args.method, epochs=args.epochs, out=args.out)
+
+
+def _key_sessions() -> object:
+    from service.db import make_engine, make_session_factory
+    from service.migrate import upgrade
+
+    url = Settings().resolved_database_url
+    if url.startswith("sqlite"):
+        upgrade(url)  # the embedded database may not exist yet
+    return make_session_factory(make_engine(url, pool_size=1))
+
+
+def _create_api_key(args: argparse.Namespace) -> int:
+    from service.auth import create_api_key
+
+    project = args.project.strip()
+    if not 1 <= len(project) <= 64 or not project.isprintable():
+        raise InputError("--project", "must be 1 to 64 printable characters")
+    row, key = create_api_key(_key_sessions(), project, name=args.name)
+    print(key)
+    print(
+        f"key id {row.key_id} for project {project!r}: store it now, it is not shown again", file=sys.stderr
+    )
+    return 0
+
+
+def _revoke_api_key(args: argparse.Namespace) -> int:
+    from service.auth import revoke_api_key
+
+    parts = args.key_id.split("_")
+    key_id = parts[1] if len(parts) >= 3 and parts[0] == "tg" else args.key_id
+    if not revoke_api_key(_key_sessions(), key_id):
+        raise InputError("key_id", f"no active API key {key_id!r}")
+    print(f"revoked key {key_id}")
+    return 0

@@ -19,6 +19,8 @@ from pyarrow import csv as pyarrow_csv
 from grouping.data.location import FORMATS
 from grouping.data.readers import read_table
 from grouping.errors import InputError
+from service.errors import ApiError
+from service.locations import allowed_location
 from service.models import Dataset, new_id
 
 #: at most this many distinct values make a column a candidate multiclass target
@@ -42,17 +44,10 @@ def store_upload(
         size, digest = _copy_limited(stream, path, max_bytes)
         if size == 0:
             raise InputError("file", "the upload is empty")
-        try:
-            if fmt == "csv":
-                _check_rectangular(path)
-            table = read_table(path, fmt)
-        except InputError as exc:
-            raise InputError("file", exc.reason.replace(str(path), filename)) from None
-        columns = [describe_column(col, values) for col, values in table.items()]
+        columns = _describe_file(path, fmt, filename, "file")
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    n_rows = int(columns[0]["shape"][0])
     return Dataset(
         id=dataset_id,
         project=project,
@@ -61,9 +56,48 @@ def store_upload(
         path=str(path),
         size_bytes=size,
         sha256=digest,
-        n_rows=n_rows,
+        n_rows=int(columns[0]["shape"][0]),
         columns=columns,
     )
+
+
+def register_location(location: str, *, roots: list[Path], project: str, name: str | None = None) -> Dataset:
+    """The (unsaved) :class:`Dataset` row of a file already on the server, inside one of ``roots``
+    (see :func:`service.locations.allowed_location`); it is read in place, not copied."""
+    path = allowed_location(location, roots)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError("location", f"{path.name!r} is not a .parquet, .csv or .npz file")
+    if not path.is_file():
+        raise InputError("location", "no such file")
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    columns = _describe_file(path, fmt, path.name, "location")
+    return Dataset(
+        id=new_id(),
+        project=project,
+        name=name or path.name,
+        format=fmt,
+        path=str(path),
+        size_bytes=path.stat().st_size,
+        sha256=digest.hexdigest(),
+        n_rows=int(columns[0]["shape"][0]),
+        columns=columns,
+    )
+
+
+def _describe_file(path: Path, fmt: str, shown: str, field: str) -> list[dict[str, Any]]:
+    """Read the table with the job's reader and describe its columns; ``InputError`` on ``field``
+    (the reason naming the file as ``shown``, never its server path)."""
+    try:
+        if fmt == "csv":
+            _check_rectangular(path)
+        table = read_table(path, fmt)
+    except InputError as exc:
+        raise InputError(field, exc.reason.replace(str(path), shown)) from None
+    return [describe_column(col, values) for col, values in table.items()]
 
 
 def _check_rectangular(path: Path) -> None:
@@ -81,7 +115,7 @@ def _copy_limited(stream: BinaryIO, path: Path, max_bytes: int) -> tuple[int, st
         while chunk := stream.read(_CHUNK):
             size += len(chunk)
             if size > max_bytes:
-                raise InputError("file", f"larger than the upload limit of {max_bytes} bytes")
+                raise ApiError(413, f"file: larger than the upload limit of {max_bytes} bytes", field="file")
             digest.update(chunk)
             out.write(chunk)
     return size, digest.hexdigest()

@@ -21,24 +21,59 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class ApiError(Exception):
-    """An HTTP error with a problem+json body; ``extra`` keys are added to the body."""
+    """An HTTP error with a problem+json body; ``extra`` keys are added to the body, ``headers`` to
+    the response (e.g. ``Retry-After``, ``WWW-Authenticate``)."""
 
-    def __init__(self, status: int, detail: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers = headers
         self.extra = extra
 
 
-def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
-    """A problem+json response."""
+#: the JSON schema of every error body (RFC 9457 members plus ours; more members may appear)
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "field": {"type": ["string", "null"], "description": "the offending input field, dotted"},
+        "reason": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+
+
+def problem_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting each status as a problem+json body."""
+    return {
+        status: {"description": text, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+        for status, text in descriptions.items()
+    }
+
+
+def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    """A problem+json response (a 503 says ``Retry-After: 1`` unless ``headers`` say otherwise)."""
     phrase = HTTPStatus(status).phrase
     body = {"type": "about:blank", "title": phrase, "status": status, "detail": detail, **extra}
     return JSONResponse(
         body,
         status_code=status,
         media_type=PROBLEM_JSON,
-        headers={"Retry-After": "1"} if status == 503 else None,
+        headers=headers or ({"Retry-After": "1"} if status == 503 else None),
     )
 
 
@@ -71,7 +106,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return problem(exc.status, exc.detail, **exc.extra)
+        return problem(exc.status, exc.detail, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(InputError)
     async def _input_error(_request: Request, exc: InputError) -> JSONResponse:
@@ -94,7 +129,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail))
+        return problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

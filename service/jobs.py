@@ -52,6 +52,7 @@ def create_job(
         progress_fraction=0.0,
         attempts=0,
         created_at=utcnow(),
+        enqueued_at=utcnow(),
     )
     try:
         with transaction(session_factory) as session:
@@ -172,6 +173,8 @@ def job_out(job: Job) -> JobOut:
         ),
         device=job.device,
         attempts=job.attempts,
+        resumed_from_epoch=job.resumed_from_epoch,
+        history=job.history or [],
         cancel_requested=job.cancel_requested,
         error=JobError(**job.error) if job.error else None,
         links=job_links(job.id),

@@ -3,7 +3,8 @@
 The job row is the source of truth for a job; queue messages carry only its id. Results are
 keyed so that writing them twice is harmless (``uq_*`` constraints): affinity per (job, method),
 network tables per (job, method, singletons), groupings per (job, method, solver, singletons,
-budget). Every owned row carries ``project`` so that tenants can be isolated.
+budget). Every owned row carries ``project`` so that tenants can be isolated; an API key belongs
+to one project and is stored as the SHA-256 of its secret only.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class Job(Base):
     __table_args__ = (
         UniqueConstraint("project", "idempotency_key", name="uq_jobs_project_idempotency_key"),
         Index("ix_jobs_project_status_created", "project", "status", "created_at"),
+        Index("ix_jobs_status_heartbeat", "status", "heartbeat_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -112,11 +114,14 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     checkpoint_dir: Mapped[str | None] = mapped_column(Text)
+    resumed_from_epoch: Mapped[int | None] = mapped_column(Integer)
+    history: Mapped[list[Any] | None] = mapped_column()
     error: Mapped[dict[str, Any] | None] = mapped_column()
     run_seconds: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     heartbeat_at: Mapped[datetime | None] = mapped_column()
+    enqueued_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
 
 
@@ -174,3 +179,16 @@ class Grouping(Base):
     solve_seconds: Mapped[float] = mapped_column(Float)
     solution: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key of a project: ``tg_<key_id>_<secret>``; only the secret's SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    project: Mapped[str] = mapped_column(String(64), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()

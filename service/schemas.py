@@ -92,7 +92,14 @@ class JobOut(BaseModel):
     progress: Progress
     timings: Timings
     device: str | None = None
-    attempts: int = 0
+    attempts: int = Field(0, description="times a worker has started the job (1 unless it was resumed)")
+    resumed_from_epoch: int | None = Field(
+        None, description="epochs the latest attempt found checkpointed (and did not run again)"
+    )
+    history: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="per attempt: worker, claimed_at, resumed_from_epoch, first_step, outcome",
+    )
     cancel_requested: bool = False
     error: JobError | None = None
     links: dict[str, str]

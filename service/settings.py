@@ -36,11 +36,35 @@ class Settings(BaseSettings):
     visibility_timeout: int = Field(
         12 * 3600, ge=60, description="seconds before Redis redelivers an unacked job"
     )
-    max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1)
+    max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1, description="largest dataset upload (413 above)")
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="largest request body other than an upload (413 above)"
+    )
+    max_tasks: int = Field(64, ge=2, description="most tasks in a job, and rows of a problem's matrix")
+    max_networks: int = Field(20_000, ge=1, description="most candidate networks in a posted problem")
+    dataset_roots: list[Path] = Field(
+        default_factory=list, description="directories besides the uploads a dataset file may live in"
+    )
     solve_time_limit: float = Field(60.0, gt=0, description="seconds a single grouping solve may take")
-    default_project: str = "default"
+    default_project: str = Field("default", description="the project of requests without an API key")
+    require_api_keys: bool | None = Field(
+        None, description="unset: required in server mode (a broker or a non-SQLite database), not embedded"
+    )
+    rate_limit_requests: int = Field(
+        1200, ge=0, description="requests per key per rate_limit_window (0: no limit); needs Redis"
+    )
+    rate_limit_window: int = Field(60, ge=1, description="seconds of one rate-limit window")
+    rate_limit_url: str | None = Field(None, description="Redis URL of the rate limiter (default: broker)")
+    heartbeat_interval: float = Field(10.0, gt=0, description="seconds between a running job's heartbeats")
+    stale_after: float = Field(
+        120.0, gt=0, description="a running job without a heartbeat for this long is re-enqueued"
+    )
+    reap_interval: float = Field(30.0, gt=0, description="seconds between a worker's stale-job sweeps")
+    requeue_queued_after: float = Field(
+        3600.0, gt=0, description="a job queued this long is published again (a message lost by the broker)"
+    )
 
-    @field_validator("database_url", "broker_url", mode="before")
+    @field_validator("database_url", "broker_url", "rate_limit_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -49,6 +73,20 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when jobs run in-process (no broker configured)."""
         return self.broker_url is None
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether requests need an API key: ``require_api_keys`` when set, else server mode (a broker
+        or a database other than SQLite)."""
+        if self.require_api_keys is not None:
+            return self.require_api_keys
+        return not self.embedded or not self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def resolved_rate_limit_url(self) -> str | None:
+        """The Redis of the rate limiter: ``rate_limit_url``, else the broker's (None: no limiting)."""
+        url = self.rate_limit_url or self.broker_url
+        return url if url and url.startswith(("redis://", "rediss://", "unix://")) else None
 
     @property
     def resolved_database_url(self) -> str:

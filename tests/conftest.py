@@ -94,12 +94,27 @@ def api_client(request: pytest.FixtureRequest) -> Iterator:
 
 
 def _client(settings: Settings) -> Iterator:
+    """A started test client; in server mode it carries an API key of ``settings.default_project``."""
     from fastapi.testclient import TestClient
 
     from service.app import create_app
 
     with TestClient(create_app(settings)) as client:
+        if settings.auth_required:
+            client.headers["Authorization"] = f"Bearer {make_key(settings, settings.default_project)}"
         yield client
+
+
+def make_key(settings: Settings, project: str) -> str:
+    """A new API key of ``project`` in the database of ``settings``."""
+    from service.auth import create_api_key
+    from service.db import make_engine, make_session_factory
+
+    engine = make_engine(settings.resolved_database_url, pool_size=1)
+    try:
+        return create_api_key(make_session_factory(engine), project)[1]
+    finally:
+        engine.dispose()
 
 
 def service_env(settings: Settings) -> dict[str, str]:
@@ -112,6 +127,9 @@ def service_env(settings: Settings) -> dict[str, str]:
             "TASKGROUPER_TRAINING_QUEUE": settings.training_queue,
             "TASKGROUPER_SOLVE_QUEUE": settings.solve_queue,
             "TASKGROUPER_PROGRESS_INTERVAL": str(settings.progress_interval),
+            "TASKGROUPER_HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
+            "TASKGROUPER_STALE_AFTER": str(settings.stale_after),
+            "TASKGROUPER_REAP_INTERVAL": str(settings.reap_interval),
         }
     )
     if settings.broker_url:

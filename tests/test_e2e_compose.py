@@ -87,7 +87,8 @@ def native(
 
 @pytest.fixture
 def compose_stack(server_settings, tmp_path):
-    """migrate (must exit 0), then api and worker running; yields the API's base URL."""
+    """migrate (must exit 0), an API key created with the CLI, then api and worker running; yields
+    the API's base URL and the key."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     compose = interpolate(compose, read_env_file(ROOT / ".env.example"))
     services = compose["services"]
@@ -105,6 +106,10 @@ def compose_stack(server_settings, tmp_path):
     command, env = native(services["migrate"], endpoints, overrides)
     migrate = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert migrate.returncode == 0, migrate.stderr
+    create_key = [*command[:-1], "create-api-key", "--project", server_settings.default_project]
+    created = subprocess.run(create_key, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert created.returncode == 0 and created.stdout.startswith("tg_"), created.stderr
+    api_key = created.stdout.strip()
 
     port = free_port()
     api_cmd, api_env = native(services["api"], endpoints, overrides)
@@ -145,7 +150,8 @@ def compose_stack(server_settings, tmp_path):
                 pass
             assert time.monotonic() < deadline, (tmp_path / "api.log").read_text()
             time.sleep(0.3)
-        yield base
+        assert httpx.get(f"{base}/jobs").status_code == 401  # server mode requires a key
+        yield base, api_key
     finally:
         for process in processes:
             if process.poll() is None:
@@ -163,8 +169,9 @@ def compose_stack(server_settings, tmp_path):
 
 
 def test_compose_services_run_the_job_flow(compose_stack, job_flow):
-    with TaskgrouperClient(compose_stack, timeout=30) as client:
+    base, api_key = compose_stack
+    with TaskgrouperClient(base, timeout=30, api_key=api_key) as client:
         job_flow(client)
-        metrics = httpx.get(f"{compose_stack}/metrics").text
+        metrics = httpx.get(f"{base}/metrics").text
         assert 'taskgrouper_jobs{status="succeeded"}' in metrics
         assert client.jobs(status="succeeded").total >= 1

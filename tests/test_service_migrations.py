@@ -11,7 +11,15 @@ from service.db import make_engine
 from service.migrate import alembic_config, upgrade
 from service.models import Base
 
-TABLES = {"alembic_version", "datasets", "jobs", "affinity_results", "network_tables", "groupings"}
+TABLES = {
+    "alembic_version",
+    "datasets",
+    "jobs",
+    "affinity_results",
+    "network_tables",
+    "groupings",
+    "api_keys",
+}
 
 
 def schema_diff(url: str) -> list:

@@ -4,13 +4,14 @@ running job, a finished job is never rerun, a redelivered running job reruns wit
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from conftest import TINY_JOB
 from sqlalchemy import func, select
 
 from service.client import TaskgrouperClient
 from service.db import transaction
-from service.models import AffinityResult, Job, NetworkTable
+from service.models import AffinityResult, Job, NetworkTable, utcnow
 from worker.runner import run_job
 
 
@@ -62,7 +63,8 @@ def test_finished_job_is_not_rerun_and_redelivery_does_not_duplicate(embedded_cl
     assert run_job(job.id, sessions, settings=settings) == "succeeded"
     assert client.job(job.id).attempts == 1
     with transaction(sessions) as session:  # as if the worker had died and the message came back
-        session.get(Job, job.id).status = "running"
+        row = session.get(Job, job.id)
+        row.status, row.heartbeat_at = "running", utcnow() - timedelta(seconds=settings.stale_after + 1)
     assert run_job(job.id, sessions, settings=settings) == "succeeded"
     assert client.job(job.id).attempts == 2
     with sessions() as session:

@@ -3,17 +3,26 @@ Celery task (``worker.tasks``) and the embedded in-process executor (``service.e
 
 Contract of :func:`run_job`:
 
-* the job row is the source of truth; the runner *claims* it with a conditional update
-  (``queued`` → ``running``; a ``running`` row is re-claimed, which is how a redelivered message
-  resumes a job whose worker died) and does nothing for a job in a terminal state;
-* progress and heartbeat are written at most once per ``progress_interval``; cancellation is read
-  at the same pace and stops training at the next step;
-* results are written in the same transaction that marks the job ``succeeded``, replacing any rows
-  of an earlier attempt, so readers never see half a result and a rerun never duplicates one;
+* the job row is the source of truth; the runner *claims* it with a conditional update: a
+  ``queued`` row, or a ``running`` row whose heartbeat is older than ``stale_after`` (its worker
+  died; a duplicate message for a job another worker is running finds a fresh heartbeat and does
+  nothing). A job in a terminal state is never run again. Each claim increments ``attempts``,
+  the attempt's fencing token: every later write of the attempt only applies while the row still
+  carries it (see :class:`worker.progress.JobProgress`);
+* the claim reads the epoch the job's checkpoint reached (``resumed_from_epoch``) and appends an
+  entry to ``history`` (attempt, worker, time, epoch resumed from; later its first step and outcome);
+* a heartbeat thread refreshes ``heartbeat_at`` every ``heartbeat_interval`` seconds; progress is
+  written at most once per ``progress_interval``; cancellation is read at the same pace and stops
+  training at the next step;
+* results are written in the same transaction that marks the job ``succeeded`` — only if the attempt
+  still owns the job and no cancel was asked — replacing any rows of an earlier attempt, so readers
+  never see half a result, a rerun never duplicates one and a cancelled job publishes nothing;
 * bad input ends the job ``failed`` with ``error = {field, reason}``; an unexpected exception
   ends it ``failed`` with the exception's type and message (the traceback goes to the log);
-* a process stop (``stop`` set, e.g. the API shutting down) puts the job back to ``queued``;
-  the epoch checkpoints in ``checkpoint_dir`` let the next attempt resume.
+* a process stop (``stop`` set: the worker got SIGTERM, or the API is shutting down) ends the
+  current step and puts the job back to ``queued`` (status ``"queued"`` is returned so the caller
+  can requeue its message); the epoch checkpoints in ``checkpoint_dir`` let the next attempt resume
+  from the last finished epoch.
 """
 
 from __future__ import annotations
@@ -22,10 +31,12 @@ import logging
 import shutil
 import socket
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, update
+import torch
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from grouping.affinity import compute_affinity
@@ -33,10 +44,13 @@ from grouping.data import DatasetSpec, load_dataset
 from grouping.errors import InputError
 from grouping.problem import parse_problem
 from grouping.training import Cancelled
+from grouping.training.checkpoint import FILENAME as CHECKPOINT_FILENAME
 from service.db import transaction
+from service.locations import allowed_location
 from service.models import AffinityResult, Dataset, Grouping, Job, NetworkTable, utcnow
 from service.schemas import JobCreate
 from service.settings import Settings, get_settings
+from worker.heartbeat import Heartbeat
 from worker.progress import JobProgress
 
 log = logging.getLogger(__name__)
@@ -59,74 +73,98 @@ def run_job(
     if job is None:
         with session_factory() as session:
             return session.scalar(select(Job.status).where(Job.id == job_id)) or "missing"
+    attempt = job.attempts
     progress = JobProgress(
         job_id,
         session_factory,
+        attempt=attempt,
         interval=settings.progress_interval,
         stop=stop,
-        start_fraction=0.0 if job.attempts == 1 else None,
+        start_fraction=0.0 if job.resumed_from_epoch is None else None,
     )
-    try:
-        request = JobCreate.model_validate(job.spec)
-        dataset = load_dataset(dataset_spec(request, job, session_factory))
-        run = compute_affinity(
-            dataset,
-            list(request.methods),
-            request.model,
-            request.training,
-            progress=progress.report,
-            should_cancel=progress.should_cancel,
-            checkpoint_dir=Path(job.checkpoint_dir or settings.checkpoints_dir / job_id),
-        )
-    except Cancelled:
-        if not progress.cancel_requested:
-            return _requeue(job_id, session_factory)
-        return _finish(job_id, session_factory, "cancelled")
-    except InputError as exc:
-        return _finish(job_id, session_factory, "failed", error={"field": exc.field, "reason": exc.reason})
-    except Exception as exc:
-        log.exception("job %s failed", job_id)
-        return _finish(
-            job_id,
-            session_factory,
-            "failed",
-            error={"field": None, "reason": f"internal error: {type(exc).__name__}: {exc}"},
-        )
-    return _finish(job_id, session_factory, "succeeded", run=run)
+    finish = _Finisher(job_id, attempt, session_factory)
+    with Heartbeat(progress.beat, settings.heartbeat_interval):
+        try:
+            request = JobCreate.model_validate(job.spec)
+            dataset = load_dataset(dataset_spec(request, job, session_factory, settings))
+            run = compute_affinity(
+                dataset,
+                list(request.methods),
+                request.model,
+                request.training,
+                progress=progress.report,
+                should_cancel=progress.should_cancel,
+                checkpoint_dir=Path(job.checkpoint_dir or settings.checkpoints_dir / job_id),
+            )
+        except Cancelled:
+            if progress.lost:
+                return "superseded"
+            if not progress.cancel_requested:
+                return finish.requeue()
+            return finish("cancelled")
+        except InputError as exc:
+            return finish("failed", error={"field": exc.field, "reason": exc.reason})
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            return finish(
+                "failed", error={"field": None, "reason": f"internal error: {type(exc).__name__}: {exc}"}
+            )
+        return finish("succeeded", run=run)
 
 
-def dataset_spec(request: JobCreate, job: Job, session_factory: sessionmaker[Session]) -> DatasetSpec:
-    """The library's dataset spec for a job: a built-in name, or the stored file of an uploaded dataset."""
+def dataset_spec(
+    request: JobCreate, job: Job, session_factory: sessionmaker[Session], settings: Settings
+) -> DatasetSpec:
+    """The library's dataset spec for a job: a built-in name, or the stored file of a registered
+    dataset — which must still lie in the upload folder or a configured dataset root."""
     source = request.dataset
     if job.dataset_id is not None:
         with session_factory() as session:
             row = session.get(Dataset, job.dataset_id)
             if row is None:
                 raise InputError("dataset", f"dataset {job.dataset_id} no longer exists")
-            source = row.path
+            roots = [settings.datasets_dir, *settings.dataset_roots]
+            source = str(allowed_location(row.path, roots, field="dataset"))
     return DatasetSpec(source=source, features=request.features, tasks=request.tasks, split=request.split)
 
 
 def _claim(
     job_id: str, session_factory: sessionmaker[Session], settings: Settings, worker: str
 ) -> Job | None:
+    now = utcnow()
     with transaction(session_factory) as session:
         job = session.get(Job, job_id)
         if job is None or job.status not in ("queued", "running"):
             return None
         if job.cancel_requested:
-            job.status, job.finished_at = "cancelled", utcnow()
+            job.status, job.finished_at = "cancelled", now
             return None
+        checkpoint_dir = job.checkpoint_dir or str(settings.checkpoints_dir / job_id)
+        resumed = checkpoint_epoch(Path(checkpoint_dir))
+        entry = {"attempt": job.attempts + 1, "worker": worker, "claimed_at": now.isoformat()}
         claimed = session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status.in_(("queued", "running")))
+            .where(
+                Job.id == job_id,
+                Job.attempts == job.attempts,
+                or_(
+                    Job.status == "queued",
+                    (Job.status == "running")
+                    & or_(
+                        Job.heartbeat_at.is_(None),
+                        Job.heartbeat_at < now - timedelta(seconds=settings.stale_after),
+                    ),
+                ),
+            )
             .values(
                 status="running",
                 worker=worker,
-                attempts=Job.attempts + 1,
-                heartbeat_at=utcnow(),
-                started_at=job.started_at or utcnow(),
-                checkpoint_dir=job.checkpoint_dir or str(settings.checkpoints_dir / job_id),
+                attempts=job.attempts + 1,
+                heartbeat_at=now,
+                started_at=job.started_at or now,
+                checkpoint_dir=checkpoint_dir,
+                resumed_from_epoch=resumed,
+                history=[*(job.history or []), {**entry, "resumed_from_epoch": resumed}],
             )
         ).rowcount
         if not claimed:
@@ -135,39 +173,71 @@ def _claim(
         return job
 
 
-def _finish(
-    job_id: str,
-    session_factory: sessionmaker[Session],
-    status: str,
-    error: dict[str, Any] | None = None,
-    run: Any = None,
-) -> str:
-    """Move the job to its final ``status``; with ``run``, write its results in the same transaction."""
-    with transaction(session_factory) as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            return "missing"
-        if run is not None:
-            _write_results(session, job_id, run)
-            job.device = str(run.metadata.get("device") or "") or job.device
-            job.progress_fraction = 1.0
-        now = utcnow()
-        job.status, job.error, job.finished_at, job.eta_seconds = status, error, now, None
-        job.run_seconds = (now - job.started_at).total_seconds() if job.started_at else None
-        checkpoint_dir = job.checkpoint_dir
-    if checkpoint_dir:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    return status
+def checkpoint_epoch(directory: Path) -> int | None:
+    """The number of epochs the checkpoint in ``directory`` has finished (``None``: no checkpoint, or
+    an unreadable one — the library then reports it). Memory-mapped: the weights are not read."""
+    path = directory / CHECKPOINT_FILENAME
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(state["state"]["epoch"])
+    except Exception:
+        return None
 
 
-def _requeue(job_id: str, session_factory: sessionmaker[Session]) -> str:
-    with transaction(session_factory) as session:
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == "running")
-            .values(status="queued", eta_seconds=None)
-        )
-    return "queued"
+class _Finisher:
+    """The end of one attempt: every write is fenced by the attempt number (see the module docstring)."""
+
+    def __init__(self, job_id: str, attempt: int, session_factory: sessionmaker[Session]) -> None:
+        self.job_id = job_id
+        self.attempt = attempt
+        self.session_factory = session_factory
+
+    def _owned(self, session: Session) -> Job | None:
+        job = session.get(Job, self.job_id, with_for_update=True, populate_existing=True)
+        if job is None or job.attempts != self.attempt or job.status != "running":
+            return None
+        return job
+
+    def __call__(self, status: str, error: dict[str, Any] | None = None, run: Any = None) -> str:
+        """Move the job to its final ``status``; with ``run``, write its results in the same
+        transaction — unless a cancel was asked meanwhile, which makes the job ``cancelled``."""
+        with transaction(self.session_factory) as session:
+            job = self._owned(session)
+            if job is None:
+                return "superseded"
+            if run is not None and job.cancel_requested:
+                status, run = "cancelled", None
+            if run is not None:
+                _write_results(session, self.job_id, run)
+                job.device = str(run.metadata.get("device") or "") or job.device
+                job.progress_fraction = 1.0
+            now = utcnow()
+            job.status, job.error, job.finished_at, job.eta_seconds = status, error, now, None
+            job.run_seconds = (now - job.started_at).total_seconds() if job.started_at else None
+            job.history = _outcome(job.history, status)
+            checkpoint_dir = job.checkpoint_dir
+        if checkpoint_dir:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        return status
+
+    def requeue(self) -> str:
+        """Back to ``queued`` (the process is stopping); the checkpoint stays for the next attempt."""
+        with transaction(self.session_factory) as session:
+            job = self._owned(session)
+            if job is None:
+                return "superseded"
+            job.status, job.eta_seconds, job.enqueued_at = "queued", None, utcnow()
+            job.history = _outcome(job.history, "requeued")
+        return "queued"
+
+
+def _outcome(history: list[Any] | None, outcome: str) -> list[Any]:
+    """``history`` with ``outcome`` recorded on its last (this attempt's) entry."""
+    if not history:
+        return [{"outcome": outcome}]
+    return [*history[:-1], {**history[-1], "outcome": outcome}]
 
 
 def _write_results(session: Session, job_id: str, run: Any) -> None:

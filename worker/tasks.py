@@ -1,17 +1,35 @@
-"""Celery tasks: each message carries only a job id; the job row is the source of truth."""
+"""Celery tasks: each message carries only a job id; the job row is the source of truth.
+
+Worker life cycle (Celery signals): when a worker is ready it starts a :class:`worker.reaper.Reaper`;
+on a warm shutdown (SIGTERM) it sets :data:`STOP`, so a running job ends its current step and goes
+back to the queue — the task rejects its message with ``requeue`` and the next worker resumes the
+job from its last epoch checkpoint. This reaches the task when it runs in the worker's main process,
+which is why training workers use the ``solo`` pool (``taskgrouper worker`` does, at concurrency 1).
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 from functools import lru_cache
+from typing import Any
 
-from celery import Task
+from celery import Task, signals
+from celery.exceptions import Reject
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import make_engine, make_session_factory
 from service.groupings import precompute
 from service.settings import get_settings
 from worker.celery_app import RUN_JOB, SOLVE_GROUPINGS, app
+from worker.reaper import Reaper
 from worker.runner import run_job
+
+log = logging.getLogger(__name__)
+
+#: set when this worker process is shutting down (SIGTERM): running jobs stop at their next step
+STOP = threading.Event()
+_reaper: list[Reaper] = []
 
 
 @lru_cache(maxsize=1)
@@ -20,12 +38,42 @@ def session_factory() -> sessionmaker[Session]:
     return make_session_factory(make_engine(get_settings().resolved_database_url, pool_size=2))
 
 
+def publish_job(job_id: str) -> None:
+    """Queue a run of job ``job_id`` (used by the reaper)."""
+    app.send_task(RUN_JOB, args=[job_id], queue=get_settings().training_queue)
+
+
+@signals.worker_ready.connect
+def _start_reaper(**_: Any) -> None:
+    settings = get_settings()
+    reaper = Reaper(
+        make_session_factory(make_engine(settings.resolved_database_url, pool_size=1)), settings, publish_job
+    )
+    reaper.start()
+    _reaper.append(reaper)
+
+
+@signals.worker_shutting_down.connect
+def _stop_jobs(**_: Any) -> None:
+    STOP.set()
+    for reaper in _reaper:
+        reaper.stop()
+
+
 @app.task(name=RUN_JOB, bind=True)
 def run_job_task(self: Task, job_id: str) -> str:
-    """Run the affinity job; on success queue the precomputation of its groupings on the solve queue."""
-    status = run_job(job_id, session_factory(), settings=get_settings(), worker=self.request.hostname)
+    """Run the affinity job; on success queue the precomputation of its groupings on the solve queue
+    (if that cannot be queued, ``GET /groupings`` solves on demand); requeue it when stopped."""
+    status = run_job(
+        job_id, session_factory(), settings=get_settings(), worker=self.request.hostname, stop=STOP
+    )
+    if status == "queued":
+        raise Reject(f"job {job_id} requeued: the worker is shutting down", requeue=True)
     if status == "succeeded":
-        app.send_task(SOLVE_GROUPINGS, args=[job_id])
+        try:
+            app.send_task(SOLVE_GROUPINGS, args=[job_id])
+        except Exception:
+            log.warning("job %s: groupings not queued for precomputation", job_id, exc_info=True)
     return status
 
 

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.datasets import store_upload
+from grouping.errors import InputError
+from service.datasets import register_location, store_upload
 from service.db import transaction
-from service.errors import ApiError
+from service.errors import ApiError, problem_responses
 from service.models import Dataset
 from service.routes import deps
 from service.schemas import DatasetOut
@@ -39,26 +40,40 @@ def dataset_out(row: Dataset) -> DatasetOut:
     "/datasets",
     status_code=201,
     response_model=DatasetOut,
-    responses={422: {"description": "not a valid Parquet, CSV or NPZ table (the reason is given)"}},
+    responses=problem_responses({422: "not a valid Parquet, CSV or NPZ table (the reason is given)"}),
 )
 async def upload_dataset(
     response: Response,
     sessions: Sessions,
     project: Project,
     settings: Annotated[Settings, Depends(deps.settings)],
-    file: Annotated[UploadFile, File(description="a .parquet, .csv or .npz file")],
+    file: Annotated[UploadFile | None, File(description="a .parquet, .csv or .npz file")] = None,
+    location: Annotated[
+        str | None,
+        Form(
+            max_length=4096, description="instead of a file: the path of one under a configured dataset root"
+        ),
+    ] = None,
     name: Annotated[str | None, Form(max_length=255)] = None,
 ) -> DatasetOut:
-    """Register a dataset; use its ``id`` as a job's ``dataset`` (with ``tasks`` naming its columns)."""
-    row = await run_in_threadpool(
-        store_upload,
-        file.file,
-        file.filename or "",
-        directory=settings.datasets_dir,
-        project=project,
-        max_bytes=settings.max_upload_bytes,
-        name=name,
-    )
+    """Register a dataset — an uploaded file, or a file already under one of the server's
+    ``dataset_roots`` — and use its ``id`` as a job's ``dataset`` (with ``tasks`` naming its columns)."""
+    if (file is None) == (location is None):
+        raise InputError("file", "give exactly one of a file to upload or a location")
+    if file is not None:
+        row = await run_in_threadpool(
+            store_upload,
+            file.file,
+            file.filename or "",
+            directory=settings.datasets_dir,
+            project=project,
+            max_bytes=settings.max_upload_bytes,
+            name=name,
+        )
+    else:
+        row = await run_in_threadpool(
+            register_location, location, roots=settings.dataset_roots, project=project, name=name
+        )
     with transaction(sessions) as session:
         session.add(row)
     response.headers["Location"] = f"/datasets/{row.id}"
@@ -66,7 +81,7 @@ async def upload_dataset(
 
 
 @router.get(
-    "/datasets/{dataset_id}", response_model=DatasetOut, responses={404: {"description": "no such dataset"}}
+    "/datasets/{dataset_id}", response_model=DatasetOut, responses=problem_responses({404: "no such dataset"})
 )
 def get_dataset(dataset_id: str, sessions: Sessions, project: Project) -> DatasetOut:
     """An uploaded dataset's inferred schema: per column its dtype, shape, missing and distinct values."""

@@ -13,19 +13,22 @@ from grouping.errors import InputError
 from grouping.problem import parse_problem
 from grouping.selection import parse_budgets
 from service import jobs
-from service.errors import input_error_response
+from service.errors import input_error_response, problem_responses
 from service.groupings import GroupingKey, budget_key, job_groupings, read_stored, solve_timed
+from service.limits import check_problem_size
 from service.routes import deps
 from service.routes.jobs import require_succeeded
 from service.schemas import GroupingCurve, GroupingOut, Singletons, SolutionOut, Solver, SolveRequest
 from service.settings import Settings
 
 router = APIRouter(tags=["groupings"])
-ERRORS = {
-    404: {"description": "no such job"},
-    409: {"description": "the job has not succeeded"},
-    422: {"description": "bad parameter, or a budget below the minimum feasible (min_budget)"},
-}
+ERRORS = problem_responses(
+    {
+        404: "no such job",
+        409: "the job has not succeeded",
+        422: "bad parameter, or a budget below the minimum feasible (min_budget)",
+    }
+)
 
 
 @router.get("/groupings", response_model=GroupingOut | GroupingCurve, responses=ERRORS)
@@ -93,12 +96,15 @@ def get_groupings(
 
 @router.post("/groupings", response_model=SolutionOut | GroupingCurve, responses=ERRORS)
 async def solve_problem(
-    body: SolveRequest, settings: Annotated[Settings, Depends(deps.settings)]
+    body: SolveRequest,
+    settings: Annotated[Settings, Depends(deps.settings)],
+    _project: Annotated[str, Depends(deps.project)],
 ) -> SolutionOut | GroupingCurve:
     """Solve a problem sent in the body (explicit networks or an affinity matrix); nothing is
     trained or stored."""
     if (body.budget is None) == (body.budgets is None):
         raise InputError("budget", "give exactly one of budget or budgets")
+    check_problem_size(body.problem, settings)
     try:
         problem = parse_problem(body.problem)
     except InputError as exc:

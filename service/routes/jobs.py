@@ -11,11 +11,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service import jobs
 from service.db import transaction
-from service.errors import ApiError
+from service.errors import ApiError, problem_responses
 from service.executor import JobExecutor
+from service.limits import check_job_size
 from service.models import AffinityResult, Job, utcnow
 from service.routes import deps
 from service.schemas import JobCreate, JobOut, JobPage, JobStatus
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["jobs"])
@@ -27,7 +29,7 @@ Project = Annotated[str, Depends(deps.project)]
     "/jobs",
     status_code=202,
     response_model=JobOut,
-    responses={409: {"description": "Idempotency-Key reused with another body"}},
+    responses=problem_responses({409: "Idempotency-Key reused with another body"}),
 )
 def submit_job(
     body: JobCreate,
@@ -35,9 +37,11 @@ def submit_job(
     sessions: Sessions,
     project: Project,
     executor: Annotated[JobExecutor, Depends(deps.executor)],
+    settings: Annotated[Settings, Depends(deps.settings)],
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JobOut:
     """Queue an affinity run. Only ``dataset`` is required; an ``Idempotency-Key`` makes retries safe."""
+    check_job_size(len(body.tasks) if body.tasks else None, settings)
     job, created = jobs.create_job(sessions, body, project=project, idempotency_key=idempotency_key)
     response.headers["Location"] = f"/jobs/{job.id}"
     if not created:
@@ -85,7 +89,7 @@ def list_jobs(
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, responses={404: {"description": "no such job"}})
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=problem_responses({404: "no such job"}))
 def get_job(job_id: str, sessions: Sessions, project: Project) -> JobOut:
     """A job's status, progress (fraction, epoch, step, ETA), timings, device and error."""
     return jobs.job_out(jobs.get_job(sessions, job_id, project))
@@ -95,7 +99,7 @@ def get_job(job_id: str, sessions: Sessions, project: Project) -> JobOut:
     "/jobs/{job_id}/cancel",
     status_code=202,
     response_model=JobOut,
-    responses={404: {"description": "no such job"}, 409: {"description": "the job has ended"}},
+    responses=problem_responses({404: "no such job", 409: "the job has ended"}),
 )
 def cancel_job(job_id: str, sessions: Sessions, project: Project) -> JobOut:
     """Cancel a queued job at once, or a running one at its next training step."""
@@ -104,7 +108,7 @@ def cancel_job(job_id: str, sessions: Sessions, project: Project) -> JobOut:
 
 @router.get(
     "/jobs/{job_id}/affinity",
-    responses={404: {"description": "no such job"}, 409: {"description": "the job has not succeeded"}},
+    responses=problem_responses({404: "no such job", 409: "the job has not succeeded"}),
 )
 def get_affinity(job_id: str, sessions: Sessions, project: Project) -> dict:
     """Per method: the affinity matrix (``onto_row_from_column``), its per-epoch trajectory, run metadata."""

@@ -1,0 +1,225 @@
+"""Fault injection with real processes: Celery worker subprocesses on real PostgreSQL and Redis.
+
+* kill -9 a worker mid-training, start another: the reaper re-enqueues the job (its heartbeat went
+  stale), the new worker resumes it from its last epoch checkpoint (the epochs before were not run
+  again), and it succeeds exactly once with one set of results;
+* restart Redis (our own ``redis-server`` on a free loopback port, killed and started empty) while a
+  job runs and another waits in the queue: both complete;
+* cancel a running job: it stops within seconds and nothing is published for it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import TINY_JOB, service_env
+from sqlalchemy import func, select
+
+from service.client import TaskgrouperClient
+from service.models import AffinityResult, Grouping, NetworkTable
+from service.schemas import JobOut
+from service.settings import Settings
+
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.timeout(120)]
+
+#: rows of digits-attributes' training split / batch size: steps per epoch of the jobs below
+STEPS_PER_EPOCH = 10
+LONG_JOB = {**TINY_JOB, "training": {"epochs": 6, "batch_size": 128, "patience": 0, "every": 5}}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Processes:
+    """Child processes of a test, each in its own session (so kill -9 reaches all of it)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.running: list[tuple[subprocess.Popen, Path]] = []
+
+    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        log = self.directory / f"{name}.log"
+        process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=self.directory,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.running.append((process, log))
+        return process
+
+    @staticmethod
+    def kill(process: subprocess.Popen) -> None:
+        """SIGKILL the process and everything in its session."""
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {log.name} ---\n{log.read_text()[-3000:]}" for _, log in self.running)
+
+    def stop_all(self) -> None:
+        for process, _ in self.running:
+            self.kill(process)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(tmp_path)
+    yield procs
+    procs.stop_all()
+    print(procs.logs())
+
+
+@pytest.fixture
+def fault_settings(server_settings: Settings) -> Settings:
+    """Server settings with a fast heartbeat and reaper (a worker silent for 3 s is presumed dead) and
+    queues of this test alone (no other test's messages ahead of its jobs)."""
+    tag = uuid.uuid4().hex[:8]
+    return server_settings.model_copy(
+        update={
+            "heartbeat_interval": 0.3,
+            "stale_after": 3.0,
+            "reap_interval": 0.5,
+            "progress_interval": 0.2,
+            "training_queue": f"{server_settings.training_queue}-{tag}",
+            "solve_queue": f"{server_settings.solve_queue}-{tag}",
+        }
+    )
+
+
+def worker_command() -> list[str]:
+    exe = shutil.which("taskgrouper")
+    prefix = [exe] if exe else [sys.executable, "-m", "service.cli"]
+    return [*prefix, "worker", "--loglevel", "WARNING"]
+
+
+@pytest.fixture
+def start_worker(processes: Processes, fault_settings: Settings) -> Callable[..., subprocess.Popen]:
+    """Start a Celery worker subprocess (solo pool, both queues) for ``fault_settings``."""
+    counter = iter(range(100))
+
+    def start(**overrides: str) -> subprocess.Popen:
+        env = service_env(fault_settings) | overrides
+        return processes.start(f"worker-{next(counter)}", worker_command(), env)
+
+    return start
+
+
+@pytest.fixture
+def api(fault_settings: Settings) -> Iterator[TaskgrouperClient]:
+    """The API in-process (server mode, API key of the test's project); jobs go to the real Redis."""
+    from conftest import _client
+
+    for http in _client(fault_settings):
+        yield TaskgrouperClient(http=http)
+
+
+def wait_for(
+    client: TaskgrouperClient, job_id: str, predicate, timeout: float, logs: Callable[[], str]
+) -> JobOut:
+    deadline = time.monotonic() + timeout
+    while not predicate(job := client.job(job_id)):
+        assert time.monotonic() < deadline, f"{job}\n{logs()}"
+        time.sleep(0.1)
+    return job
+
+
+def result_counts(client: TaskgrouperClient, job_id: str) -> dict[str, int]:
+    with client.http.app.state.session_factory() as session:
+        return {
+            table.__tablename__: session.scalar(
+                select(func.count()).select_from(table).where(table.job_id == job_id)
+            )
+            for table in (AffinityResult, NetworkTable, Grouping)
+        }
+
+
+def test_kill_9_worker_mid_job_resumes_from_checkpoint(api, start_worker, processes):
+    first = start_worker()
+    job = api.submit_job(**LONG_JOB)
+    # two epochs done (a checkpoint on disk), the third under way
+    running = wait_for(api, job.id, lambda j: (j.progress.epoch or 0) >= 3, 90, processes.logs)
+    assert running.status == "running" and running.attempts == 1
+    processes.kill(first)
+    killed_at_step = api.job(job.id).progress.step
+
+    start_worker()
+    done = api.wait(job.id, timeout=90, poll=0.2)
+    assert done.status == "succeeded" and done.attempts == 2, done
+    first_attempt, second_attempt = done.history
+    assert first_attempt["outcome"] == "lost" and first_attempt["resumed_from_epoch"] is None
+    assert second_attempt["outcome"] == "succeeded"
+    resumed = done.resumed_from_epoch
+    assert resumed == second_attempt["resumed_from_epoch"] and 2 <= resumed < 6
+    # the second attempt's first step is the first step after the checkpoint: earlier epochs not re-run
+    assert second_attempt["first_step"] == resumed * STEPS_PER_EPOCH + 1
+    assert second_attempt["first_step"] <= killed_at_step + STEPS_PER_EPOCH
+    assert done.progress.step == done.progress.total_steps == 6 * STEPS_PER_EPOCH
+    affinity = api.affinity(job.id)["methods"]["tag"]
+    assert len(affinity["trajectory"]) == 6 and affinity["metadata"]["epochs"] == 6
+    assert result_counts(api, job.id)["affinity_results"] == 1
+    grouping = api.groupings(job.id, 2)
+    assert grouping.status == "optimal"
+
+
+def test_redis_restart_mid_job_loses_no_job(fault_settings, start_worker, processes, tmp_path):
+    port = free_port()
+    redis_cmd = [
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        "--dir", str(tmp_path),
+    ]  # fmt: skip
+    redis_server = processes.start("redis", redis_cmd)
+    url = f"redis://127.0.0.1:{port}/0"
+    settings = fault_settings.model_copy(update={"broker_url": url, "requeue_queued_after": 4.0})
+    deadline = time.monotonic() + 20
+    while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode:
+        assert time.monotonic() < deadline and redis_server.poll() is None, processes.logs()
+        time.sleep(0.1)
+    from conftest import _client
+
+    for http in _client(settings):
+        client = TaskgrouperClient(http=http)
+        start_worker(TASKGROUPER_BROKER_URL=url, TASKGROUPER_REQUEUE_QUEUED_AFTER="4")
+        running = client.submit_job(**{**LONG_JOB, "training": {**LONG_JOB["training"], "epochs": 4}})
+        waiting = client.submit_job(**TINY_JOB)  # queued behind it, its message only in Redis
+        wait_for(client, running.id, lambda j: (j.progress.step or 0) > 0, 90, processes.logs)
+        processes.kill(redis_server)  # every message and unacked delivery is gone
+        time.sleep(1.0)
+        redis_server = processes.start("redis-restarted", redis_cmd)
+        for job in (running, waiting):
+            done = client.wait(job.id, timeout=100, poll=0.25)
+            assert done.status == "succeeded", done
+        assert client.job(running.id).attempts == 1  # the running job was not interrupted
+        assert result_counts(client, waiting.id)["affinity_results"] == 1
+
+
+def test_cancel_stops_a_running_job_and_publishes_nothing(api, start_worker, processes):
+    start_worker()
+    job = api.submit_job(**{**LONG_JOB, "training": {**LONG_JOB["training"], "epochs": 200}})
+    wait_for(api, job.id, lambda j: j.status == "running" and (j.progress.step or 0) > 0, 90, processes.logs)
+    asked = time.monotonic()
+    assert api.cancel(job.id).cancel_requested
+    cancelled = wait_for(api, job.id, lambda j: j.status != "running", 15, processes.logs)
+    stopped_after = time.monotonic() - asked
+    assert cancelled.status == "cancelled" and cancelled.progress.fraction < 0.5, (cancelled, stopped_after)
+    assert cancelled.history[-1]["outcome"] == "cancelled"
+    assert result_counts(api, job.id) == {"affinity_results": 0, "network_tables": 0, "groupings": 0}
+    response = api.http.get("/groupings", params={"job_id": job.id, "budget": 2})
+    assert response.status_code == 409 and response.json()["job_status"] == "cancelled"
+    assert api.http.get(f"/jobs/{job.id}/affinity").status_code == 409
