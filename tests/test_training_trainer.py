@@ -125,3 +125,18 @@ def test_a_task_head_starts_the_same_whatever_the_other_tasks():
     assert torch.equal(alone.heads["b"].weight, second.heads["b"].weight)
     assert torch.equal(alone.heads["b"].bias, second.heads["b"].bias)
     assert not torch.equal(alone.heads["b"].weight, other_seed.heads["b"].weight)
+
+
+def test_a_checkpoint_that_is_not_plain_tensors_is_refused_not_run(tmp_path):
+    """weights_only loading refuses pickled code; the run stops with an InputError naming the field."""
+    import pickle
+
+    from grouping.training.checkpoint import FILENAME, load_checkpoint
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("executed!",))
+
+    (tmp_path / FILENAME).write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(InputError, match="checkpoint_dir"):
+        load_checkpoint(tmp_path, "any")

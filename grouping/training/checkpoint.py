@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,8 @@ def load_checkpoint(directory: Path | None, expected_fingerprint: str) -> dict[s
         return None
     try:
         state = torch.load(directory / FILENAME, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as exc:
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:  # weights_only refuses code
         raise InputError("checkpoint_dir", f"cannot read {directory / FILENAME}: {exc}") from None
-    if state.get("fingerprint") != expected_fingerprint:
+    if not isinstance(state, dict) or state.get("fingerprint") != expected_fingerprint:
         raise InputError("checkpoint_dir", f"{directory} holds a checkpoint of a run with other settings")
     return state
