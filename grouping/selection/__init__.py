@@ -1,0 +1,7 @@
+"""Exact network selection (issue 2): OR-Tools BIP / column generation, Standley's branch and bound,
+brute force, budget arithmetic."""
+
+from grouping.selection.budget import InfeasibleBudget, parse_budgets
+from grouping.selection.dispatch import SOLVERS, min_feasible_budget, solve, solve_curve
+
+__all__ = ["SOLVERS", "InfeasibleBudget", "min_feasible_budget", "parse_budgets", "solve", "solve_curve"]

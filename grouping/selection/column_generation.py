@@ -1,0 +1,177 @@
+"""The ``bip`` solver for pairwise-affinity problems: column generation, then an integer master.
+
+Master (facility location over a set ``Gamma`` of generated groups; ``s(G, i)`` as in
+``grouping.candidates.affinity_groups``):
+
+    max  sum_{G in Gamma} sum_{i in G} s(G, i) y_{G,i}
+    s.t. sum_{G ∋ i} y_{G,i} = 1   (pi_i)    every task served once
+         y_{G,i} <= x_G                       only by a chosen group containing it
+         sum_G x_G <= k            (mu)      k = floor(budget / network_cost) groups
+
+1. The LP relaxation is grown by exact pricing (``grouping.selection.pricing``) until no group has a
+   positive reduced cost ``d(G)``. At every round ``z_RMP + k * max(0, max_G d(G))`` is a valid upper
+   bound (Lagrangian bound), and at convergence it equals the LP optimum ``z_LP``.
+2. The integer master over ``Gamma`` (SCIP) gives the incumbent ``z_IP``.
+3. Closing the gap: for any selection, ``value <= z_LP + sum_{G chosen} d(G)`` with the final duals, so
+   a selection better than ``z_IP`` only uses groups with ``d(G) >= z_IP - z_LP``. Those are all
+   generated (exact pricing with that threshold) and the integer master is solved again: its optimum
+   is then proven optimal for the whole problem (reduced-cost fixing in the sense of column
+   enumeration). Under ``singletons="normalized"`` the singletons (score 0) are in ``Gamma`` from the
+   start.
+"""
+
+from __future__ import annotations
+
+import time
+from itertools import combinations
+
+import numpy as np
+from ortools.linear_solver import pywraplp
+
+from grouping.candidates import group_scores
+from grouping.problem import AffinityProblem
+from grouping.selection.mip import has_solution, new_scip, solve_exact
+from grouping.selection.pricing import GroupPricer, PricingTimeout, TooManyGroups, greedy_groups
+from grouping.selection.result import RawSolution, Selected
+
+#: groups added per pricing round (best reduced cost first)
+COLUMNS_PER_ROUND = 60
+#: a pricing round keeps groups with d >= ADAPTIVE * (best d), and always the best
+ADAPTIVE = 0.3
+#: most groups the gap-closing enumeration may add before optimality is left unproven
+MAX_GAP_COLUMNS = 20_000
+#: share of a time limit that column generation may use before the integer master must start
+CG_TIME_SHARE = 0.6
+
+
+class _Master:
+    """The restricted master LP (GLOP), grown one group at a time."""
+
+    def __init__(self, a: np.ndarray, k: int) -> None:
+        self.a, self.k = a, k
+        self.lp = pywraplp.Solver.CreateSolver("GLOP")
+        self.cover = [self.lp.Constraint(1.0, 1.0) for _ in range(len(a))]
+        self.card = self.lp.Constraint(-self.lp.infinity(), float(k))
+        self.lp.Objective().SetMaximization()
+        self.groups: list[tuple[int, ...]] = []
+        self.known: set[tuple[int, ...]] = set()
+
+    def add(self, group: tuple[int, ...]) -> None:
+        if group in self.known:
+            return
+        self.known.add(group)
+        self.groups.append(group)
+        x = self.lp.NumVar(0.0, self.lp.infinity(), "")
+        self.card.SetCoefficient(x, 1.0)
+        for i, score in zip(group, group_scores(self.a, group), strict=True):
+            y = self.lp.NumVar(0.0, self.lp.infinity(), "")
+            self.cover[i].SetCoefficient(y, 1.0)
+            self.lp.Objective().SetCoefficient(y, float(score))
+            link = self.lp.Constraint(-self.lp.infinity(), 0.0)
+            link.SetCoefficient(y, 1.0)
+            link.SetCoefficient(x, -1.0)
+
+    def solve_lp(self) -> tuple[float, np.ndarray, float]:
+        """``(z_RMP, pi, mu)``."""
+        if self.lp.Solve() != pywraplp.Solver.OPTIMAL:
+            raise RuntimeError("the restricted master holds the all-tasks group and must be feasible")
+        pi = np.array([c.dual_value() for c in self.cover])
+        return self.lp.Objective().Value(), pi, max(0.0, self.card.dual_value())
+
+    def solve_ip(self, time_limit: float | None) -> tuple[bool, float, list[tuple[int, ...]]]:
+        """Integer master over all generated groups: ``(proven optimal, value, chosen groups)``."""
+        ip = new_scip(time_limit)
+        x = [ip.BoolVar("") for _ in self.groups]
+        served: list[list] = [[] for _ in self.cover]
+        objective = []
+        for g, group in enumerate(self.groups):
+            for i, score in zip(group, group_scores(self.a, group), strict=True):
+                y = ip.BoolVar("")
+                ip.Add(y <= x[g])
+                served[i].append(y)
+                objective.append(float(score) * y)
+        for terms in served:
+            ip.Add(sum(terms) == 1)
+        ip.Add(sum(x) <= self.k)
+        ip.Maximize(sum(objective))
+        status = solve_exact(ip)
+        if not has_solution(status):
+            return False, -np.inf, []
+        chosen = [self.groups[g] for g in range(len(self.groups)) if x[g].solution_value() > 0.5]
+        return status == pywraplp.Solver.OPTIMAL, ip.Objective().Value(), chosen
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.01, deadline - time.monotonic())
+
+
+def _selection(a: np.ndarray, groups: list[tuple[int, ...]], cost: float) -> list[Selected]:
+    """Serve each task from the chosen group that scores it highest (min-sense values)."""
+    scores = {g: dict(zip(g, group_scores(a, g), strict=True)) for g in groups}
+    serves: dict[tuple[int, ...], dict[int, float]] = {g: {} for g in groups}
+    for i in range(len(a)):
+        best = max((g for g in groups if i in g), key=lambda g: scores[g][i])
+        serves[best][i] = -float(scores[best][i])
+    return [Selected(g, "full", cost, serves[g]) for g in groups]
+
+
+def _trivial_bound(a: np.ndarray, singletons: bool) -> float:
+    """``sum_i max_j A[i][j]`` (and 0 when a task may be served alone): no group scores a task higher."""
+    best = np.where(np.eye(len(a), dtype=bool), -np.inf, a).max(axis=1)
+    return float(np.maximum(best, 0.0).sum() if singletons else best.sum())
+
+
+def solve_affinity(problem: AffinityProblem, k: int, time_limit: float | None) -> RawSolution:
+    """Optimal selection of at most ``k`` groups (module docstring); ``k >= 1``.
+
+    With a time limit, column generation stops after ``CG_TIME_SHARE`` of it and the integer master
+    gets the rest; the reported bound is then the best Lagrangian bound (status ``feasible``).
+    """
+    started = time.monotonic()
+    deadline = None if time_limit is None else started + time_limit
+    cg_deadline = None if time_limit is None else started + CG_TIME_SHARE * time_limit
+    a = problem.score_matrix()
+    n = len(a)
+    tol = 1e-9 * max(1.0, float(np.abs(a).max()))
+    master = _Master(a, k)
+    master.add(tuple(range(n)))
+    for group in combinations(range(n), 2):
+        master.add(group)
+    if problem.singletons == "normalized":
+        for i in range(n):
+            master.add((i,))
+    pricer = GroupPricer(a)
+    bound = _trivial_bound(a, problem.singletons == "normalized")
+    converged = False
+    try:
+        while not converged:
+            z, pi, mu = master.solve_lp()
+            found = greedy_groups(a, pi, mu, tol, COLUMNS_PER_ROUND)
+            if not found:  # exact pricing: proves convergence or finds what the heuristic missed
+                found = pricer.groups_above(pi, mu, tol, adaptive=ADAPTIVE, limit=COLUMNS_PER_ROUND,
+                                            deadline=cg_deadline)
+                bound = min(bound, z + k * max(0.0, found[0][0] if found else 0.0))
+                converged = not found
+            for _d, group in found:
+                master.add(group)
+            if cg_deadline is not None and time.monotonic() > cg_deadline:
+                break
+    except PricingTimeout:
+        pass
+    proven, value, chosen = master.solve_ip(_remaining(deadline))
+    if converged and bound - value > tol * n and (deadline is None or time.monotonic() < deadline):
+        try:
+            for _d, group in pricer.groups_above(pi, mu, value - bound - tol, limit=MAX_GAP_COLUMNS,
+                                                 deadline=deadline):
+                master.add(group)
+        except (TooManyGroups, PricingTimeout):
+            pass
+        else:
+            proven, value, chosen = master.solve_ip(_remaining(deadline))
+            bound = value if proven else bound
+    if not chosen:  # time limit before any integer solution: one group of all tasks is always feasible
+        chosen, proven = [tuple(range(n))], False
+        value = float(group_scores(a, chosen[0]).sum())
+    optimal = proven and bound - value <= tol * n
+    return RawSolution("optimal" if optimal else "feasible", _selection(a, chosen, problem.network_cost),
+                       -value if optimal else -bound)
