@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -40,53 +39,13 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _fixtures import free_port, seed_succeeded_job  # noqa: E402
+
 from service.auth import create_api_key  # noqa: E402
-from service.db import make_engine, make_session_factory, transaction  # noqa: E402
+from service.db import make_engine, make_session_factory  # noqa: E402
 from service.migrate import upgrade  # noqa: E402
-from service.models import Job, NetworkTable, utcnow  # noqa: E402
 
 JOB_BODY = {"dataset": "digits-attributes", "methods": ["tag"], "training": {"epochs": 1}}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def seed_job(url: str, n_tasks: int = 10) -> str:
-    """A succeeded job with a random affinity network table (what a finished run stores)."""
-    rng = np.random.default_rng(0)
-    matrix = rng.normal(0.0, 0.05, (n_tasks, n_tasks))
-    tasks = [f"t{i}" for i in range(n_tasks)]
-    problem = {
-        "tasks": tasks,
-        "objective": "max_affinity",
-        "singletons": "forbid",
-        "network_cost": 1.0,
-        "affinity": {"onto_row_from_column": matrix.tolist()},
-    }
-    engine = make_engine(url)
-    with transaction(make_session_factory(engine)) as session:
-        job = Job(
-            project="default",
-            status="succeeded",
-            spec={"dataset": "synthetic", "methods": ["tag"]},
-            spec_hash="bench",
-            cancel_requested=False,
-            progress_fraction=1.0,
-            attempts=1,
-            created_at=utcnow(),
-            started_at=utcnow(),
-            finished_at=utcnow(),
-            run_seconds=1.0,
-        )
-        session.add(job)
-        session.flush()
-        session.add(NetworkTable(job_id=job.id, method="tag", singletons="forbid", problem=problem))
-        job_id = job.id
-    engine.dispose()
-    return job_id
 
 
 async def open_loop(client: httpx.AsyncClient, send, rate: float, duration: float) -> dict:
@@ -218,9 +177,10 @@ def main() -> int:
     server = None
     try:
         upgrade(url)
-        job_id = seed_job(url)
         engine = make_engine(url)
-        key = create_api_key(make_session_factory(engine), "default", name="api_load")[1]
+        sessions = make_session_factory(engine)
+        job_id = seed_succeeded_job(sessions, "default", "api_load")
+        key = create_api_key(sessions, "default", name="api_load")[1]
         engine.dispose()
         port = free_port()
         with TemporaryDirectory() as home:

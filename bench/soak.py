@@ -20,7 +20,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -39,10 +38,11 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _fixtures import free_port, seed_succeeded_job  # noqa: E402
+
 from service.auth import create_api_key  # noqa: E402
-from service.db import make_engine, make_session_factory, transaction  # noqa: E402
+from service.db import make_engine, make_session_factory  # noqa: E402
 from service.migrate import upgrade  # noqa: E402
-from service.models import Job, NetworkTable, utcnow  # noqa: E402
 
 TINY_JOB = {
     "dataset": "digits-attributes",
@@ -67,12 +67,6 @@ PROBLEM = {
 CSV = ("x1,x2,label\n" + "\n".join(f"{i * 0.1},{i % 7},{i % 2}" for i in range(200))).encode()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def libpq(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -87,30 +81,7 @@ def seed(url: str, project: str) -> tuple[str, str]:
     engine = make_engine(url)
     sessions = make_session_factory(engine)
     _, key = create_api_key(sessions, project, name="soak")
-    rng = np.random.default_rng(0)
-    tasks = [f"t{i}" for i in range(10)]
-    problem = {
-        **PROBLEM,
-        "tasks": tasks,
-        "affinity": {"onto_row_from_column": rng.normal(0, 0.05, (10, 10)).tolist()},
-    }
-    with transaction(sessions) as session:
-        job = Job(
-            project=project,
-            status="succeeded",
-            spec={"dataset": "synthetic", "methods": ["tag"]},
-            spec_hash="soak",
-            cancel_requested=False,
-            progress_fraction=1.0,
-            attempts=1,
-            created_at=utcnow(),
-            finished_at=utcnow(),
-            run_seconds=1.0,
-        )
-        session.add(job)
-        session.flush()
-        session.add(NetworkTable(job_id=job.id, method="tag", singletons="forbid", problem=problem))
-        job_id = job.id
+    job_id = seed_succeeded_job(sessions, project, "soak")
     engine.dispose()
     return key, job_id
 
