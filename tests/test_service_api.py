@@ -246,3 +246,9 @@ def test_invalid_uploads_are_422_with_a_reason(api_client, name, content):
 
 def test_missing_upload_file_is_422(api_client):
     assert_problem(api_client.post("/datasets", data={"name": "x"}), 422, "file")
+
+
+def test_an_offset_past_64_bits_is_a_422_not_a_database_error(api_client):
+    """Found by schemathesis: the value used to reach PostgreSQL's OFFSET and overflow its bigint."""
+    body = assert_problem(api_client.get("/jobs", params={"limit": 1, "offset": 2**63}), 422)
+    assert "offset" in str(body["field"])

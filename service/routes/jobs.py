@@ -20,6 +20,9 @@ from service.schemas import JobCreate, JobOut, JobPage, JobStatus
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+#: largest accepted ``offset`` of ``GET /jobs`` (any offset past the last job gives an empty page)
+MAX_OFFSET = 2**62
+
 router = APIRouter(tags=["jobs"])
 Sessions = Annotated[sessionmaker[Session], Depends(deps.session_factory)]
 Project = Annotated[str, Depends(deps.project)]
@@ -65,7 +68,8 @@ def list_jobs(
     project: Project,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # bounded so the value fits the databases' 64-bit OFFSET (an unbounded one was a 500 on PostgreSQL)
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JobPage:
     """The project's jobs, newest first, optionally of one status."""
     where = [Job.project == project] + ([Job.status == status] if status else [])
