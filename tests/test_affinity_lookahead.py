@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from grouping.affinity.grad_cosine import cosine_step
 from grouping.affinity.gradients import task_gradients
 from grouping.affinity.lookahead import lookahead_losses, simulated_updates
 from grouping.affinity.reference import naive_tag_step
@@ -45,8 +46,7 @@ def _setup(data, training, tasks=None, warm_steps=3):
 def _fast(model, optimizer, tasks, x, y):
     weights = torch.tensor([t.weight for t in tasks], dtype=torch.float64)
     grads = task_gradients(model, tasks, weights, x, y)
-    step = [weights.view(-1, *([1] * (g.dim() - 1))) * g for g in grads.shared]
-    updates = simulated_updates(optimizer, list(model.backbone.parameters()), step)
+    updates = simulated_updates(optimizer, list(model.backbone.parameters()), grads.shared)
     tag = tag_step(lookahead_losses(model, tasks, updates, x, y), grads.losses)
     return tag, first_order_step(grads.inner(updates), grads.losses)
 
@@ -108,3 +108,25 @@ def test_first_order_is_the_papers_inner_product_for_sgd(data):
     g = torch.cat([s.flatten(1) for s in grads.shared], dim=1)
     expected = 0.1 * (g @ g.T) / grads.losses.unsqueeze(1)
     np.testing.assert_allclose(first.numpy(), expected.numpy(), rtol=1e-10)
+
+
+def test_task_gradients_match_separate_backward_passes(data):
+    """shared[k][t] = grad of w_t L_t (one backward per task); training = grad of sum_t w_t L_t, heads too;
+    grad_cosine's Gram is invariant to the task weights; inner() is per unweighted L_j."""
+    weights = [1.0, 2.5, 0.5, 1.0, 3.0, 1.0]
+    tasks = [t.model_copy(update={"weight": w}) for t, w in zip(data.tasks, weights, strict=True)]
+    model, _, tasks, x, y = _setup(data, TrainingConfig(), tasks=tasks)
+    w = torch.tensor(weights, dtype=torch.float64)
+    grads = task_gradients(model, tasks, w, x, y)
+    shared = list(model.backbone.parameters())
+    for t in range(len(tasks)):
+        expected = torch.autograd.grad(w[t] * batch_losses(model, tasks, x, y)[t], shared)
+        for got, want in zip(grads.shared, expected, strict=True):
+            torch.testing.assert_close(got[t], want, rtol=1e-10, atol=1e-12)
+    total = torch.autograd.grad(w @ batch_losses(model, tasks, x, y), list(model.parameters()))
+    for got, want in zip(grads.training, total, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    flat = torch.cat([g.flatten(1) for g in grads.shared], dim=1)
+    torch.testing.assert_close(grads.inner(grads.shared), (flat / w.unsqueeze(1)) @ flat.T)
+    unit = flat / flat.norm(dim=1, keepdim=True)
+    torch.testing.assert_close(cosine_step(grads.gram()), unit @ unit.T)

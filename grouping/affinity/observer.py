@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from grouping.affinity.grad_cosine import cosine_step
-from grouping.affinity.gradients import TaskGradients, task_gradients
+from grouping.affinity.gradients import ParameterLayout, TaskGradients, task_gradients
 from grouping.affinity.lookahead import lookahead_losses, simulated_updates
 from grouping.affinity.tag import tag_step
 from grouping.affinity.tag_first_order import first_order_step
@@ -30,6 +30,9 @@ class AffinityObserver:
         self.tasks = list(tasks)
         self.methods = list(methods)
         self.every = every
+        self.weights = torch.tensor([t.weight for t in self.tasks])
+        self._model: MultiTaskNet | None = None
+        self._layout: ParameterLayout | None = None  # of self._model, made on its first measured step
         n = len(tasks)
         self.totals = {m: torch.zeros(n, n, dtype=torch.float64) for m in methods}
         self.steps = 0
@@ -49,13 +52,14 @@ class AffinityObserver:
         y: dict[str, torch.Tensor],
     ) -> torch.Tensor:
         """Set the training gradients from the per-task ones and score this step (before it is taken)."""
-        weights = torch.tensor([t.weight for t in self.tasks], device=x.device)
+        if self._layout is None or self._model is not model:
+            self._model, self._layout = model, ParameterLayout.of(model, self.tasks)
         with torch.autocast(x.device.type, enabled=False):
-            grads = task_gradients(model, self.tasks, weights, x, y)
-            for p, g in zip(model.parameters(), grads.training, strict=True):
+            grads = task_gradients(model, self.tasks, self.weights.to(x.device), x, y, self._layout)
+            for p, g in zip(self._layout.parameters, grads.training, strict=True):
                 p.grad = g
             if torch.isfinite(grads.losses).all():
-                self._score(model, optimizer, grads, weights, x, y)
+                self._score(model, optimizer, grads, x, y)
         return grads.losses
 
     def _score(
@@ -63,16 +67,14 @@ class AffinityObserver:
         model: MultiTaskNet,
         optimizer: torch.optim.Optimizer,
         grads: TaskGradients,
-        weights: torch.Tensor,
         x: torch.Tensor,
         y: dict[str, torch.Tensor],
     ) -> None:
         scores: dict[str, torch.Tensor] = {}
         if "grad_cosine" in self.methods:
-            scores["grad_cosine"] = cosine_step(grads.inner(grads.shared))
+            scores["grad_cosine"] = cosine_step(grads.gram())
         if "tag" in self.methods or "tag_first_order" in self.methods:
-            step_grads = [weights.view(-1, *([1] * (g.dim() - 1))) * g for g in grads.shared]
-            updates = simulated_updates(optimizer, list(model.backbone.parameters()), step_grads)
+            updates = simulated_updates(optimizer, self._layout.shared, grads.shared)
             if "tag_first_order" in self.methods:
                 scores["tag_first_order"] = first_order_step(grads.inner(updates), grads.losses)
             if "tag" in self.methods:
