@@ -5,6 +5,9 @@
   again), and it succeeds exactly once with one set of results;
 * restart Redis (our own ``redis-server`` on a free loopback port, killed and started empty) while a
   job runs and another waits in the queue: both complete;
+* SIGTERM a worker mid-training (a rolling deploy): it finishes the step, puts the job back in the
+  queue and exits; the next worker takes the requeued message at once (no wait for the reaper) and
+  resumes from the last epoch checkpoint;
 * cancel a running job: it stops within seconds and nothing is published for it.
 """
 
@@ -182,6 +185,34 @@ def test_kill_9_worker_mid_job_resumes_from_checkpoint(api, start_worker, proces
     assert result_counts(api, job.id)["affinity_results"] == 1
     grouping = api.groupings(job.id, 2)
     assert grouping.status == "optimal"
+
+
+def test_sigterm_requeues_the_running_job_and_the_next_worker_resumes_it(
+    api, start_worker, processes, fault_settings
+):
+    first = start_worker()
+    job = api.submit_job(**LONG_JOB)
+    wait_for(api, job.id, lambda j: (j.progress.epoch or 0) >= 3, 90, processes.logs)
+    asked = time.monotonic()
+    first.send_signal(signal.SIGTERM)  # the worker process itself: Celery's warm shutdown
+    first.wait(timeout=30)
+    stopped_after = time.monotonic() - asked
+    requeued = api.job(job.id)
+    assert requeued.status == "queued" and requeued.history[-1]["outcome"] == "requeued", requeued
+    assert stopped_after < 15, stopped_after
+    with api.http.app.state.session_factory() as session:
+        checkpointed = checkpoint_epoch(Path(session.get(Job, job.id).checkpoint_dir))
+
+    # A reaper would only republish after requeue_queued_after; the rejected message is already back.
+    assert fault_settings.requeue_queued_after > 30
+    start_worker()
+    done = api.wait(job.id, timeout=30, poll=0.2)
+    assert done.status == "succeeded" and done.attempts == 2, done
+    first_attempt, second_attempt = done.history
+    assert first_attempt["outcome"] == "requeued" and second_attempt["outcome"] == "succeeded"
+    assert done.resumed_from_epoch == second_attempt["resumed_from_epoch"] == checkpointed >= 2
+    assert second_attempt["first_step"] == checkpointed * STEPS_PER_EPOCH + 1
+    assert result_counts(api, job.id)["affinity_results"] == 1
 
 
 def test_redis_restart_mid_job_loses_no_job(fault_settings, start_worker, processes, tmp_path):
