@@ -1,6 +1,17 @@
 """Task-affinity estimators measured during one multi-task training run: ``tag`` (TAG eq. 1),
-``tag_first_order`` (its first-order approximation) and ``grad_cosine`` (gradient cosine similarity)."""
+``tag_first_order`` (its first-order approximation) and ``grad_cosine`` (gradient cosine similarity).
 
-from grouping.affinity.run import AFFINITY_METHODS, AffinityRun, compute_affinity
+Exports load on first use (:mod:`grouping._lazy`): the method names need no torch."""
 
-__all__ = ["AFFINITY_METHODS", "AffinityRun", "compute_affinity"]
+from typing import TYPE_CHECKING
+
+from grouping._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from grouping.affinity.methods import AFFINITY_METHODS as AFFINITY_METHODS
+    from grouping.affinity.run import AffinityRun as AffinityRun
+    from grouping.affinity.run import compute_affinity as compute_affinity
+
+_EXPORTS = {"AFFINITY_METHODS": "methods", "AffinityRun": "run", "compute_affinity": "run"}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

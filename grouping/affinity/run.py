@@ -12,6 +12,7 @@ from typing import Any, get_args
 
 import numpy as np
 
+from grouping.affinity.methods import AFFINITY_METHODS
 from grouping.affinity.observer import AffinityObserver
 from grouping.data.dataset import Dataset
 from grouping.errors import InputError
@@ -20,7 +21,6 @@ from grouping.training.config import ModelConfig, TrainingConfig
 from grouping.training.loop import fit
 from grouping.training.progress import Progress
 
-AFFINITY_METHODS: tuple[str, ...] = ("tag", "tag_first_order", "grad_cosine")
 #: the singleton rules the selection problem accepts (one source of truth: the problem model)
 SINGLETON_POLICIES: tuple[str, ...] = get_args(AffinityProblem.model_fields["singletons"].annotation)
 

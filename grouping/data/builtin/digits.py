@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from sklearn.datasets import load_digits
 
 from grouping.data.builtin.base import RawData
 from grouping.data.spec import TaskSpec, validated
@@ -33,6 +32,8 @@ def build_digits_attributes(options: dict[str, Any]) -> RawData:
     """Images (rows × 1 × 8 × 8, ink 0–16) and 8 tasks: ``digit`` (10 classes), six binary attributes
     of the class, and ``ink`` (regression: total ink of the image)."""
     validated(DigitsOptions, options, "dataset.options")
+    from sklearn.datasets import load_digits  # here: listing the built-ins must not load scikit-learn
+
     bunch = load_digits()
     digit = bunch.target.astype(np.int64)
     images = bunch.images.astype(np.float32)[:, None, :, :]

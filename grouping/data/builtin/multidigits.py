@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.datasets import load_digits
 
 from grouping.data.builtin.base import RawData
 from grouping.data.spec import TaskSpec, validated
@@ -31,6 +30,8 @@ class MultiDigitsOptions(BaseModel):
 def build_multidigits(options: dict[str, Any]) -> RawData:
     """Images (rows × 1 × 12 × 12) of two overlapped digits and the ``left``/``right`` class tasks."""
     opts: MultiDigitsOptions = validated(MultiDigitsOptions, options, "dataset.options")
+    from sklearn.datasets import load_digits  # here: listing the built-ins must not load scikit-learn
+
     bunch = load_digits()
     rng = np.random.default_rng(opts.seed)
     left = rng.integers(0, len(bunch.target), opts.n_samples)
