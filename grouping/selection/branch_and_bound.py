@@ -43,11 +43,9 @@ class _Search:
         self.best_value = np.inf
         self.best: list[int] = []
         self.timed_out = False
-        self.nodes = 0
 
     def run(self, candidates: np.ndarray, chosen: list[int], current: np.ndarray, remaining: int) -> None:
-        self.nodes += 1
-        if self.deadline is not None and self.nodes % 256 == 0 and time.monotonic() > self.deadline:
+        if self.deadline is not None and time.monotonic() > self.deadline:
             self.timed_out = True
         if self.timed_out:
             return
@@ -66,6 +64,8 @@ class _Search:
         order = np.argsort(-gain, kind="stable")  # SORT: most promising first
         candidates = candidates[order]
         for i, n in enumerate(candidates):
+            if self.timed_out:  # unwind at once: each sibling's bound costs a pass over the candidates
+                return
             rest = candidates[i + 1:]
             child = np.minimum(current, self.loss[n])
             left = remaining - int(self.units[n])
