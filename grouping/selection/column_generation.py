@@ -31,6 +31,7 @@ from ortools.linear_solver import pywraplp
 from grouping.candidates import group_scores
 from grouping.problem import AffinityProblem
 from grouping.selection.mip import has_solution, new_scip, solve_exact
+from grouping.selection.partition_search import good_partitions, partition_value
 from grouping.selection.pricing import GroupPricer, PricingTimeout, TooManyGroups, greedy_groups
 from grouping.selection.result import RawSolution, Selected
 
@@ -78,22 +79,34 @@ class _Master:
         pi = np.array([c.dual_value() for c in self.cover])
         return self.lp.Objective().Value(), pi, max(0.0, self.card.dual_value())
 
-    def solve_ip(self, time_limit: float | None) -> tuple[bool, float, list[tuple[int, ...]]]:
-        """Integer master over all generated groups: ``(proven optimal, value, chosen groups)``."""
+    def solve_ip(self, time_limit: float | None,
+                 hint: list[tuple[int, ...]]) -> tuple[bool, float, list[tuple[int, ...]]]:
+        """Integer master over all generated groups, started from the selection ``hint`` (generated
+        groups): ``(proven optimal, value, chosen groups)``."""
         ip = new_scip(time_limit)
         x = [ip.BoolVar("") for _ in self.groups]
         served: list[list] = [[] for _ in self.cover]
         objective = []
+        hinted = {self.groups.index(group) for group in hint}
+        best_of = {i: max((g for g in hinted if i in self.groups[g]),
+                          key=lambda g: group_scores(self.a, self.groups[g])[self.groups[g].index(i)])
+                   for i in range(len(self.cover))}
+        start_vars, start_values = [], []
         for g, group in enumerate(self.groups):
+            start_vars.append(x[g])
+            start_values.append(float(g in hinted))
             for i, score in zip(group, group_scores(self.a, group), strict=True):
                 y = ip.BoolVar("")
                 ip.Add(y <= x[g])
                 served[i].append(y)
                 objective.append(float(score) * y)
+                start_vars.append(y)
+                start_values.append(float(best_of[i] == g))
         for terms in served:
             ip.Add(sum(terms) == 1)
         ip.Add(sum(x) <= self.k)
         ip.Maximize(sum(objective))
+        ip.SetHint(start_vars, start_values)
         status = solve_exact(ip)
         if not has_solution(status):
             return False, -np.inf, []
@@ -140,6 +153,11 @@ def solve_affinity(problem: AffinityProblem, k: int, time_limit: float | None) -
     if problem.singletons == "normalized":
         for i in range(n):
             master.add((i,))
+    partitions = good_partitions(a, k, problem.min_group_size)
+    for partition in partitions:
+        for group in partition:
+            master.add(group)
+    incumbent = partitions[0] if partitions else [tuple(range(n))]
     pricer = GroupPricer(a)
     bound = _trivial_bound(a, problem.singletons == "normalized")
     converged = False
@@ -158,7 +176,7 @@ def solve_affinity(problem: AffinityProblem, k: int, time_limit: float | None) -
                 break
     except PricingTimeout:
         pass
-    proven, value, chosen = master.solve_ip(_remaining(deadline))
+    proven, value, chosen = master.solve_ip(_remaining(deadline), incumbent)
     if converged and bound - value > tol * n and (deadline is None or time.monotonic() < deadline):
         try:
             for _d, group in pricer.groups_above(pi, mu, value - bound - tol, limit=MAX_GAP_COLUMNS,
@@ -167,11 +185,11 @@ def solve_affinity(problem: AffinityProblem, k: int, time_limit: float | None) -
         except (TooManyGroups, PricingTimeout):
             pass
         else:
-            proven, value, chosen = master.solve_ip(_remaining(deadline))
+            proven, value, chosen = master.solve_ip(_remaining(deadline), chosen or incumbent)
             bound = value if proven else bound
-    if not chosen:  # time limit before any integer solution: one group of all tasks is always feasible
-        chosen, proven = [tuple(range(n))], False
-        value = float(group_scores(a, chosen[0]).sum())
+    start_value = partition_value(a, incumbent)
+    if not chosen or start_value > value + tol * n:  # the time limit cut the master short of its start
+        chosen, proven, value = incumbent, False, start_value
     optimal = proven and bound - value <= tol * n
     return RawSolution("optimal" if optimal else "feasible", _selection(a, chosen, problem.network_cost),
                        -value if optimal else -bound)
