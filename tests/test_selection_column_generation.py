@@ -68,3 +68,11 @@ def test_time_limit_gives_a_valid_selection_and_bound():
     assert sol.status in ("optimal", "feasible")
     assert sol.bound is not None and sol.bound >= sol.objective - 1e-9
     assert sorted(t for n in sol.networks for t in n.serves) == sorted(f"t{i}" for i in range(18))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_search_free_bound_is_at_least_the_best_reduced_cost(seed):
+    rng = np.random.default_rng(seed)
+    a = random_problem(8, seed).score_matrix()
+    pi, mu = rng.uniform(-0.2, 0.8, 8), float(rng.uniform(0, 0.5))
+    assert GroupPricer(a).max_reduced_cost_bound(pi, mu) >= max(reduced_costs(a, pi, mu).values()) - 1e-12

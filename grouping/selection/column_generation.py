@@ -8,10 +8,13 @@ Master (facility location over a set ``Gamma`` of generated groups; ``s(G, i)`` 
          y_{G,i} <= x_G                       only by a chosen group containing it
          sum_G x_G <= k            (mu)      k = floor(budget / network_cost) groups
 
+0. ``Gamma`` starts with the all-task group, every pair and the groups of good partitions
+   (``grouping.selection.partition_search``); the best partition is the integer master's start.
 1. The LP relaxation is grown by exact pricing (``grouping.selection.pricing``) until no group has a
-   positive reduced cost ``d(G)``. At every round ``z_RMP + k * max(0, max_G d(G))`` is a valid upper
-   bound (Lagrangian bound), and at convergence it equals the LP optimum ``z_LP``.
-2. The integer master over ``Gamma`` (SCIP) gives the incumbent ``z_IP``.
+   positive reduced cost ``d(G)``. At every round ``z_RMP + k * max(0, D)`` is a valid upper bound
+   (Lagrangian bound) for any ``D >= max_G d(G)``: the exact maximum when pricing finishes, else a
+   search-free bound on it; at convergence the bound equals the LP optimum ``z_LP``.
+2. The integer master over ``Gamma`` (SCIP) gives the incumbent ``z_IP`` (never below the start).
 3. Closing the gap: for any selection, ``value <= z_LP + sum_{G chosen} d(G)`` with the final duals, so
    a selection better than ``z_IP`` only uses groups with ``d(G) >= z_IP - z_LP``. Those are all
    generated (exact pricing with that threshold) and the integer master is solved again: its optimum
@@ -164,6 +167,7 @@ def solve_affinity(problem: AffinityProblem, k: int, time_limit: float | None) -
     try:
         while not converged:
             z, pi, mu = master.solve_lp()
+            bound = min(bound, z + k * max(0.0, pricer.max_reduced_cost_bound(pi, mu)))
             found = greedy_groups(a, pi, mu, tol, COLUMNS_PER_ROUND)
             if not found:  # exact pricing: proves convergence or finds what the heuristic missed
                 found = pricer.groups_above(pi, mu, tol, adaptive=ADAPTIVE, limit=COLUMNS_PER_ROUND,
