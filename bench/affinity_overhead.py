@@ -148,8 +148,8 @@ def main():
         print(f"  {name:22s} {1000 * value:8.2f}ms")
     print(f"  naive / tag             {per_step['naive'] / per_step['tag']:6.1f}x   (target >= 5x)")
     print("run / plain, the median of the paired ratios:")
-    print(f"  tag run / plain         {ratio['tag']:6.2f}x   (target <= 1.5x)")
-    print(f"  first-order run / plain {ratio['tag_first_order']:6.2f}x   (target <= 1.15x)")
+    print(f"  tag run / plain         {ratio['tag']:6.3f}x   (target <= 1.5x)")
+    print(f"  first-order run / plain {ratio['tag_first_order']:6.3f}x   (target <= 1.15x)")
 
 
 if __name__ == "__main__":
