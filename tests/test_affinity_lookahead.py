@@ -10,7 +10,7 @@ from grouping.affinity.gradients import task_gradients
 from grouping.affinity.lookahead import lookahead_losses, simulated_updates
 from grouping.affinity.reference import naive_tag_step
 from grouping.affinity.tag import tag_step
-from grouping.affinity.tag_first_order import first_order_step
+from grouping.affinity.tag_first_order import first_order_inner, first_order_step
 from grouping.data import DatasetSpec, load_dataset
 from grouping.training import ModelConfig, TrainingConfig, build_model
 from grouping.training.loop import batch_losses
@@ -153,3 +153,25 @@ def test_tag_matches_the_reference_when_parameters_have_different_optimizer_stat
             fast, _ = _fast(model, optimizer, tasks, x, y)
             slow = naive_tag_step(model, optimizer, tasks, x, y)
             np.testing.assert_allclose(fast.numpy(), slow.numpy(), rtol=1e-5, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "training",
+    [
+        TrainingConfig(optimizer="sgd", lr=0.05),
+        TrainingConfig(optimizer="sgd", lr=0.05, weight_decay=0.01),
+        TrainingConfig(optimizer="momentum", lr=0.05, momentum=0.9, weight_decay=0.01),
+    ],
+    ids=["sgd", "sgd-wd", "momentum-wd"],
+)
+@pytest.mark.parametrize("warm_steps", [0, 3])
+def test_first_order_for_sgd_from_the_gram_matrix_equals_the_inner_product_with_the_updates(
+    data, training, warm_steps
+):
+    weights = [1.0, 2.5, 0.5, 1.0, 3.0, 1.0]
+    tasks = [t.model_copy(update={"weight": w}) for t, w in zip(data.tasks, weights, strict=True)]
+    model, optimizer, tasks, x, y = _setup(data, training, tasks=tasks, warm_steps=warm_steps)
+    grads = task_gradients(model, tasks, torch.tensor(weights, dtype=torch.float64), x, y)
+    shared = list(model.backbone.parameters())
+    updates = simulated_updates(optimizer, shared, grads.shared)
+    torch.testing.assert_close(first_order_inner(optimizer, shared, grads), grads.inner(updates))

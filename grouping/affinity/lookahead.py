@@ -28,29 +28,40 @@ def simulated_updates(
 ) -> list[torch.Tensor]:
     """For each shared parameter θ and its per-task step gradients ``grads[k]`` (T, *θ.shape), the
     per-task update u_i = θ − θ_{s|i} (T, *θ.shape) that one step of ``optimizer`` would apply."""
+    if isinstance(optimizer, torch.optim.SGD):
+        return [
+            lr * (g + offset if offset is not None else g)
+            for (lr, offset), g in zip(sgd_steps(optimizer, params), grads, strict=True)
+        ]
+    if not isinstance(optimizer, torch.optim.Adam):
+        raise TypeError(f"no lookahead simulation for {type(optimizer).__name__}")
     group_of = {id(p): group for group in optimizer.param_groups for p in group["params"]}
     updates = []
     for p, g in zip(params, grads, strict=True):
         group, state = group_of[id(p)], optimizer.state.get(p, {})
-        theta = p.detach()
-        d = g + group["weight_decay"] * theta if group["weight_decay"] else g
-        if isinstance(optimizer, torch.optim.Adam):
-            updates.append(_adam_update(group, state, d))
-        elif isinstance(optimizer, torch.optim.SGD):
-            updates.append(_sgd_update(group, state, d))
-        else:
-            raise TypeError(f"no lookahead simulation for {type(optimizer).__name__}")
+        d = g + group["weight_decay"] * p.detach() if group["weight_decay"] else g
+        updates.append(_adam_update(group, state, d))
     return updates
 
 
-def _sgd_update(group: dict, state: dict, d: torch.Tensor) -> torch.Tensor:
-    if group["nesterov"] or group["maximize"] or group["dampening"]:
-        raise ValueError("the lookahead simulates SGD without nesterov, dampening or maximize")
-    momentum = group["momentum"]
-    buf = state.get("momentum_buffer")
-    if momentum and buf is not None:
-        d = momentum * buf + d
-    return group["lr"] * d
+def sgd_steps(
+    optimizer: torch.optim.SGD, params: Sequence[torch.nn.Parameter]
+) -> list[tuple[float, torch.Tensor | None]]:
+    """SGD's simulated step is affine in the task's gradient: u_i = η (g_i + c) with the same
+    c = λθ + μb for every task (b the momentum buffer; no μb term before the buffer exists). Returns
+    ``(η, c)`` per parameter, ``c`` None where it is zero."""
+    group_of = {id(p): group for group in optimizer.param_groups for p in group["params"]}
+    steps = []
+    for p in params:
+        group = group_of[id(p)]
+        if group["nesterov"] or group["maximize"] or group["dampening"]:
+            raise ValueError("the lookahead simulates SGD without nesterov, dampening or maximize")
+        offset = group["weight_decay"] * p.detach() if group["weight_decay"] else None
+        buf = optimizer.state.get(p, {}).get("momentum_buffer")
+        if group["momentum"] and buf is not None:
+            offset = group["momentum"] * buf if offset is None else offset + group["momentum"] * buf
+        steps.append((group["lr"], offset))
+    return steps
 
 
 def _adam_update(group: dict, state: dict, d: torch.Tensor) -> torch.Tensor:

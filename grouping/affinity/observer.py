@@ -18,7 +18,7 @@ from grouping.affinity.grad_cosine import cosine_step
 from grouping.affinity.gradients import ParameterLayout, TaskGradients, task_gradients
 from grouping.affinity.lookahead import lookahead_losses, simulated_updates
 from grouping.affinity.tag import tag_step
-from grouping.affinity.tag_first_order import first_order_step
+from grouping.affinity.tag_first_order import first_order_inner, first_order_step
 from grouping.data.spec import TaskSpec
 from grouping.training.model import MultiTaskNet
 
@@ -73,12 +73,13 @@ class AffinityObserver:
         scores: dict[str, torch.Tensor] = {}
         if "grad_cosine" in self.methods:
             scores["grad_cosine"] = cosine_step(grads.gram())
-        if "tag" in self.methods or "tag_first_order" in self.methods:
-            updates = simulated_updates(optimizer, self._layout.shared, grads.shared)
-            if "tag_first_order" in self.methods:
-                scores["tag_first_order"] = first_order_step(grads.inner(updates), grads.losses)
-            if "tag" in self.methods:
-                scores["tag"] = tag_step(lookahead_losses(model, self.tasks, updates, x, y), grads.losses)
+        shared = self._layout.shared
+        updates = simulated_updates(optimizer, shared, grads.shared) if "tag" in self.methods else None
+        if "tag_first_order" in self.methods:
+            inner = first_order_inner(optimizer, shared, grads, updates)
+            scores["tag_first_order"] = first_order_step(inner, grads.losses)
+        if updates is not None:
+            scores["tag"] = tag_step(lookahead_losses(model, self.tasks, updates, x, y), grads.losses)
         for method, score in scores.items():
             value = score.detach().to("cpu", torch.float64)
             self.totals[method] += value

@@ -9,9 +9,40 @@ the step: with u_i = θ_s − θ_{s|i} the update the optimizer in use would mak
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+
+from grouping.affinity.gradients import TaskGradients
+from grouping.affinity.lookahead import sgd_steps, simulated_updates
 
 
 def first_order_step(inner: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
     """M[j, i] = inner[j, i] / losses[j], where inner[j, i] = ⟨∇_{θ_s} L_j, u_i⟩ (``TaskGradients.inner``)."""
     return inner / losses.unsqueeze(1)
+
+
+def first_order_inner(
+    optimizer: torch.optim.Optimizer,
+    params: Sequence[torch.nn.Parameter],
+    grads: TaskGradients,
+    updates: Sequence[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """inner[j, i] = ⟨∇_{θ_s} L_j, u_i⟩ for the update u_i ``optimizer`` would make from task i alone.
+
+    From ``updates`` when the caller has them (``tag`` needs them anyway). For SGD without them, with
+    u_i = η (w_i g_i + c) (``sgd_steps``): inner[j, i] = η (⟨w_j g_j, w_i g_i⟩ + ⟨w_j g_j, c⟩) / w_j,
+    from the Gram matrix and one inner product per task, without forming the (T, P) updates; other
+    optimizers form them (``simulated_updates``)."""
+    if updates is not None:
+        return grads.inner(updates)
+    if not isinstance(optimizer, torch.optim.SGD):
+        return grads.inner(simulated_updates(optimizer, params, grads.shared))
+    parts = []
+    for (lr, offset), g in zip(sgd_steps(optimizer, params), grads.shared, strict=True):
+        flat = g.flatten(1)
+        part = flat @ flat.T
+        if offset is not None:
+            part = part + (flat @ offset.flatten()).unsqueeze(1)
+        parts.append(lr * part)
+    return sum(parts) / grads.weights.unsqueeze(1)
