@@ -124,3 +124,15 @@ def test_cli_writes_the_problem_and_rejects_bad_input(tmp_path, capsys):
         == 2
     )
     assert "listed twice" in capsys.readouterr().err
+
+
+def test_cli_sizes_the_surrogate_and_names_bad_sizes(tmp_path, capsys):
+    out = tmp_path / "a.json"
+    base = ["affinity", "--dataset", "synthetic", "--epochs", "1", "--out", str(out)]
+    assert main([*base, "--hidden-units", "32", "--hidden-layers", "1", "--representation", "8"]) == 0
+    model = json.loads(out.read_text())["metadata"]["model"]
+    assert (model["hidden_units"], model["hidden_layers"], model["representation"]) == (32, 1, 8)
+    assert main([*base, "--hidden-units", "0"]) == 2
+    assert "model.hidden_units" in capsys.readouterr().err
+    assert main([*base, "--backbone", "cnn"]) == 2
+    assert "model.backbone" in capsys.readouterr().err

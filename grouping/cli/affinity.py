@@ -59,6 +59,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, help="learning rate (default 0.03)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--width", type=float, default=1.0, help="network size as a fraction of full size")
+    p.add_argument("--backbone", choices=["auto", "mlp", "cnn"], default="auto",
+                   help="shared backbone (default: cnn for image data, mlp for tables)")
+    p.add_argument("--hidden-units", type=int, help="full-size MLP hidden layer width (default 128)")
+    p.add_argument("--hidden-layers", type=int, help="MLP hidden layers (default 2)")
+    p.add_argument("--channels", type=int, help="full-size CNN first-block channels (default 16)")
+    p.add_argument("--representation", type=int, help="size of the shared output the heads read (default 64)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument(
         "--threads",
@@ -117,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
     if args.lr is not None:
         training_args["lr"] = args.lr
     training = validated(TrainingConfig, training_args, "training")
-    model = validated(ModelConfig, {"width": args.width}, "model")
+    sizes = ("hidden_units", "hidden_layers", "channels", "representation")
+    model_args = {name: getattr(args, name) for name in sizes if getattr(args, name) is not None}
+    model = validated(ModelConfig, {"width": args.width, "backbone": args.backbone, **model_args}, "model")
     methods = args.method or ["tag"]
     with _progress_bar() as report:
         result = compute_affinity(
