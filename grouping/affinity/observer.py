@@ -54,18 +54,20 @@ class AffinityObserver:
         """Set the training gradients from the per-task ones and score this step (before it is taken)."""
         if self._layout is None or self._model is not model:
             self._model, self._layout = model, ParameterLayout.of(model, self.tasks)
+        layout = self._layout
         with torch.autocast(x.device.type, enabled=False):
-            grads = task_gradients(model, self.tasks, self.weights.to(x.device), x, y, self._layout)
-            for p, g in zip(self._layout.parameters, grads.training, strict=True):
+            grads = task_gradients(model, self.tasks, self.weights.to(x.device), x, y, layout)
+            for p, g in zip(layout.parameters, grads.training, strict=True):
                 p.grad = g
             if torch.isfinite(grads.losses).all():
-                self._score(model, optimizer, grads, x, y)
+                self._score(model, optimizer, layout.shared, grads, x, y)
         return grads.losses
 
     def _score(
         self,
         model: MultiTaskNet,
         optimizer: torch.optim.Optimizer,
+        shared: list[torch.nn.Parameter],
         grads: TaskGradients,
         x: torch.Tensor,
         y: dict[str, torch.Tensor],
@@ -73,7 +75,6 @@ class AffinityObserver:
         scores: dict[str, torch.Tensor] = {}
         if "grad_cosine" in self.methods:
             scores["grad_cosine"] = cosine_step(grads.gram())
-        shared = self._layout.shared
         updates = simulated_updates(optimizer, shared, grads.shared) if "tag" in self.methods else None
         if "tag_first_order" in self.methods:
             inner = first_order_inner(optimizer, shared, grads, updates)
