@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from grouping.scores.pairwise import symmetric_matrix
+
 
 def attribution_similarity(attr_a: np.ndarray, attr_b: np.ndarray) -> float:
     """Mean over examples (rows) of the cosine similarity of the two flattened attribution maps."""
@@ -25,9 +27,4 @@ def attribution_similarity(attr_a: np.ndarray, attr_b: np.ndarray) -> float:
 
 def attribution_matrix(attributions: Sequence[np.ndarray]) -> np.ndarray:
     """IAS of every pair of STL networks (one attribution array per task); NaN diagonal."""
-    n = len(attributions)
-    out = np.full((n, n), np.nan)
-    for i in range(n):
-        for j in range(i + 1, n):
-            out[i, j] = out[j, i] = attribution_similarity(attributions[i], attributions[j])
-    return out
+    return symmetric_matrix(attributions, attribution_similarity)

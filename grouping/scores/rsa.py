@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import spearmanr
 
+from grouping.scores.pairwise import symmetric_matrix
+
 
 def rdm(representations: np.ndarray) -> np.ndarray:
     """1 − the Pearson correlation of every pair of rows (examples); a constant row correlates 0."""
@@ -30,9 +32,4 @@ def rsa(rep_a: np.ndarray, rep_b: np.ndarray) -> float:
 
 def rsa_matrix(representations: Sequence[np.ndarray]) -> np.ndarray:
     """RSA of every pair of backbones (one representation array per task); NaN diagonal."""
-    n = len(representations)
-    out = np.full((n, n), np.nan)
-    for i in range(n):
-        for j in range(i + 1, n):
-            out[i, j] = out[j, i] = rsa(representations[i], representations[j])
-    return out
+    return symmetric_matrix(representations, rsa)

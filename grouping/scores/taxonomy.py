@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from grouping.errors import InputError
+from grouping.scores.pairwise import symmetric_matrix
 
 
 def ancestry(node: str, parents: Mapping[str, str | None]) -> list[str]:
@@ -43,9 +44,4 @@ def taxonomical_distance(tasks: Sequence[str], parents: Mapping[str, str | None]
     missing = [t for t in tasks if t not in nodes]
     if missing:
         raise InputError("tree", f"task {missing[0]!r} is not a node of the taxonomy tree")
-    n = len(tasks)
-    out = np.full((n, n), np.nan)
-    for i in range(n):
-        for j in range(i + 1, n):
-            out[i, j] = out[j, i] = -float(tree_distance(tasks[i], tasks[j], parents))
-    return out
+    return symmetric_matrix(tasks, lambda a, b: -float(tree_distance(a, b, parents)))
