@@ -90,21 +90,18 @@ class _Master:
         x = [ip.BoolVar("") for _ in self.groups]
         served: list[list] = [[] for _ in self.cover]
         objective = []
-        hinted = {self.groups.index(group) for group in hint}
-        best_of = {i: max((g for g in hinted if i in self.groups[g]),
-                          key=lambda g: group_scores(self.a, self.groups[g])[self.groups[g].index(i)])
-                   for i in range(len(self.cover))}
+        server = _servers(self.a, hint)
         start_vars, start_values = [], []
         for g, group in enumerate(self.groups):
             start_vars.append(x[g])
-            start_values.append(float(g in hinted))
+            start_values.append(float(group in hint))
             for i, score in zip(group, group_scores(self.a, group), strict=True):
                 y = ip.BoolVar("")
                 ip.Add(y <= x[g])
                 served[i].append(y)
                 objective.append(float(score) * y)
                 start_vars.append(y)
-                start_values.append(float(best_of[i] == g))
+                start_values.append(float(server[i] == group))
         for terms in served:
             ip.Add(sum(terms) == 1)
         ip.Add(sum(x) <= self.k)
@@ -121,13 +118,17 @@ def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.01, deadline - time.monotonic())
 
 
+def _servers(a: np.ndarray, groups: list[tuple[int, ...]]) -> dict[int, tuple[int, ...]]:
+    """Task -> the group among ``groups`` that scores it highest (every task is in one of them)."""
+    scores = {g: dict(zip(g, group_scores(a, g), strict=True)) for g in groups}
+    return {i: max((g for g in groups if i in g), key=lambda g: scores[g][i]) for i in range(len(a))}
+
+
 def _selection(a: np.ndarray, groups: list[tuple[int, ...]], cost: float) -> list[Selected]:
     """Serve each task from the chosen group that scores it highest (min-sense values)."""
-    scores = {g: dict(zip(g, group_scores(a, g), strict=True)) for g in groups}
     serves: dict[tuple[int, ...], dict[int, float]] = {g: {} for g in groups}
-    for i in range(len(a)):
-        best = max((g for g in groups if i in g), key=lambda g: scores[g][i])
-        serves[best][i] = -float(scores[best][i])
+    for i, g in _servers(a, groups).items():
+        serves[g][i] = -float(group_scores(a, g)[g.index(i)])
     return [Selected(g, "full", cost, serves[g]) for g in groups]
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from grouping.candidates import group_scores
+
 #: random starts per search
 RESTARTS = 8
 
@@ -73,8 +75,8 @@ def local_optimum(a: np.ndarray, label: np.ndarray, k: int, min_size: int, tol: 
 
 
 def partition_value(a: np.ndarray, groups: list[tuple[int, ...]]) -> float:
-    """The selection value of a partition: ``sum_G v(G)``."""
-    return float(sum(_values(np.array([a[np.ix_(g, g)].sum()]), np.array([len(g)]))[0] for g in groups))
+    """The selection value of a partition: ``sum_G v(G)``, ``v(G)`` the sum of ``s(G, i)`` over ``G``."""
+    return float(sum(group_scores(a, g).sum() for g in groups))
 
 
 def good_partitions(a: np.ndarray, k: int, min_size: int, seed: int = 0) -> list[list[tuple[int, ...]]]:
