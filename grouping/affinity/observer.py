@@ -33,6 +33,7 @@ class AffinityObserver:
         self.weights = torch.tensor([t.weight for t in self.tasks])
         self._model: MultiTaskNet | None = None
         self._layout: ParameterLayout | None = None  # of self._model, made on its first measured step
+        self._device_weights = self.weights
         n = len(tasks)
         self.totals = {m: torch.zeros(n, n, dtype=torch.float64) for m in methods}
         self.steps = 0
@@ -54,9 +55,10 @@ class AffinityObserver:
         """Set the training gradients from the per-task ones and score this step (before it is taken)."""
         if self._layout is None or self._model is not model:
             self._model, self._layout = model, ParameterLayout.of(model, self.tasks)
+            self._device_weights = self.weights.to(x.device)  # not a host-to-device copy every step
         layout = self._layout
         with torch.autocast(x.device.type, enabled=False):
-            grads = task_gradients(model, self.tasks, self.weights.to(x.device), x, y, layout)
+            grads = task_gradients(model, self.tasks, self._device_weights, x, y, layout)
             for p, g in zip(layout.parameters, grads.training, strict=True):
                 p.grad = g
             if torch.isfinite(grads.losses).all():
