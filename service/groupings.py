@@ -2,7 +2,8 @@
 
 A grouping is keyed by (job, method, solver, singletons, budget); budgets are rounded to 1e-6 so
 ``2.5`` and ``2.5000000001`` share a row. Concurrent solvers of the same key are harmless: the
-insert skips a row that exists, and both return the same optimum.
+insert skips a row that exists, and both return the same optimum. Solutions are stored (and returned)
+as :func:`service.jsonsafe.json_safe` documents: a non-finite number is ``null``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from grouping.errors import InputError
 from grouping.problem import parse_problem
 from grouping.selection import InfeasibleBudget, solve
 from service.db import transaction
+from service.jsonsafe import json_safe
 from service.metrics import SOLVE_SECONDS
 from service.models import AffinityResult, Grouping, Job, NetworkTable
 
@@ -125,7 +127,7 @@ def job_groupings(
         problem = parse_problem(table)
         for budget in dict.fromkeys(missing):
             try:
-                fresh[budget] = solve_timed(problem, budget, key.solver, time_limit)
+                fresh[budget] = json_safe(solve_timed(problem, budget, key.solver, time_limit))
             except InfeasibleBudget as exc:
                 if not skip_infeasible:
                     raise
@@ -161,7 +163,7 @@ def _store(
                 "status": str(solution["status"]),
                 "objective": _finite(solution.get("objective")),
                 "solve_seconds": float(solution.get("solve_seconds") or 0.0),
-                "solution": solution,
+                "solution": json_safe(solution),
             }
             for budget, solution in solutions.items()
         ]

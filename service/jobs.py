@@ -34,7 +34,8 @@ def create_job(
 ) -> tuple[Job, bool]:
     """Insert a queued job for ``request`` (stored as given, without the defaults, so that it validates
     again exactly as it did now); ``(job, created)``. With an idempotency key already used
-    for the same request, returns that job (``created`` False); for another request, a 409."""
+    for the same request, returns that job (``created`` False); for another request, a 409.
+    A job the server failed to queue no longer holds its key (see :func:`fail_unqueued`)."""
     spec = request.model_dump(mode="json", exclude_unset=True)
     digest = spec_hash(request.model_dump(mode="json"))
     if idempotency_key is not None:
@@ -63,6 +64,36 @@ def create_job(
             raise
         return replay, False
     return job, True
+
+
+def fail_unqueued(session_factory: sessionmaker[Session], job_id: str, exc: BaseException) -> None:
+    """Record that the server could not queue job ``job_id`` (the broker refused or was unreachable).
+
+    Idempotency never replays such a submission: the job is set ``failed`` with the reason, and
+    its ``Idempotency-Key`` is released (set to null) in the same update, so the client's retry
+    with that key creates and queues a new job instead of being answered with this one. The
+    failed row stays as the record of the refused attempt (``error.reason`` says the key was
+    released). Conditional on the job still being ``queued`` and unclaimed, so a worker that somehow
+    got the message after all is never overruled.
+
+    A request that replayed the key in the instant between the insert and this update got this
+    job's id; it then sees the job ``failed`` with that reason, and its next retry submits anew.
+    """
+    reason = (
+        f"could not be queued: {type(exc).__name__}: {exc}; "
+        "its Idempotency-Key (if any) was released, so a retry with it submits the job anew"
+    )
+    with transaction(session_factory) as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "queued", Job.attempts == 0)
+            .values(
+                status="failed",
+                finished_at=utcnow(),
+                idempotency_key=None,
+                error={"field": None, "reason": reason[:1000]},
+            )
+        )
 
 
 def _replay(session_factory: sessionmaker[Session], project: str, key: str, digest: str) -> Job | None:

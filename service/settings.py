@@ -61,7 +61,13 @@ class Settings(BaseSettings):
     )
     reap_interval: float = Field(30.0, gt=0, description="seconds between a worker's stale-job sweeps")
     requeue_queued_after: float = Field(
-        3600.0, gt=0, description="a job queued this long is published again (a message lost by the broker)"
+        3600.0,
+        gt=0,
+        description="a job queued this long is published again (a message lost by the broker); after a "
+        "restart of a Redis broker, the jobs queued before it are published again at the next sweep",
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="a job lost (worker died) on its n-th attempt fails instead of being rerun"
     )
 
     @field_validator("database_url", "broker_url", "rate_limit_url", mode="before")

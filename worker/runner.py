@@ -17,8 +17,16 @@ Contract of :func:`run_job`:
 * results are written in the same transaction that marks the job ``succeeded`` — only if the attempt
   still owns the job and no cancel was asked — replacing any rows of an earlier attempt, so readers
   never see half a result, a rerun never duplicates one and a cancelled job publishes nothing;
+* results, trajectories and metadata are stored as standard JSON (:func:`service.jsonsafe.json_safe`:
+  a NaN, e.g. the trajectory point of an epoch with no measured step, becomes ``null``). Should the
+  results still fail to be written (after one retry when the database connection failed), the job
+  ends ``failed`` with the reason instead of staying ``running``;
 * bad input ends the job ``failed`` with ``error = {field, reason}``; an unexpected exception
   ends it ``failed`` with the exception's type and message (the traceback goes to the log);
+* the attempt cap: a job that lost its previous attempt (a ``running`` row with a stale heartbeat,
+  or a ``queued`` row whose last attempt recorded no outcome, as an embedded restart leaves it)
+  and was already claimed ``max_attempts`` times is set ``failed`` instead of being claimed
+  (:func:`worker.reaper.attempts_exhausted`, the rule the reaper applies too);
 * a process stop (``stop`` set: the worker got SIGTERM, or the API is shutting down) ends the
   current step and puts the job back to ``queued`` (status ``"queued"`` is returned so the caller
   can requeue its message); the epoch checkpoints in ``checkpoint_dir`` let the next attempt resume
@@ -31,12 +39,13 @@ import logging
 import shutil
 import socket
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import torch
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from grouping.affinity import compute_affinity
@@ -46,12 +55,14 @@ from grouping.problem import parse_problem
 from grouping.training import Cancelled
 from grouping.training.checkpoint import FILENAME as CHECKPOINT_FILENAME
 from service.db import transaction
+from service.jsonsafe import json_safe
 from service.locations import allowed_location
 from service.models import AffinityResult, Dataset, Grouping, Job, NetworkTable, utcnow
 from service.schemas import JobCreate
 from service.settings import Settings, get_settings
 from worker.heartbeat import Heartbeat
 from worker.progress import JobProgress
+from worker.reaper import attempts_exhausted, exhausted_error
 
 log = logging.getLogger(__name__)
 
@@ -139,23 +150,38 @@ def _claim(
         if job.cancel_requested:
             job.status, job.finished_at = "cancelled", now
             return None
+        stale = now - timedelta(seconds=settings.stale_after)
+        claimable = (
+            Job.id == job_id,
+            Job.attempts == job.attempts,
+            or_(
+                Job.status == "queued",
+                (Job.status == "running") & or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale),
+            ),
+        )
+        if _lost_last_attempt(job, stale) and attempts_exhausted(job.attempts, settings):
+            failed = session.execute(
+                update(Job)
+                .where(*claimable)
+                .values(
+                    status="failed",
+                    error=exhausted_error(job.attempts, settings),
+                    finished_at=now,
+                    eta_seconds=None,
+                    history=_outcome(job.history, "lost"),
+                )
+            ).rowcount
+            if failed:
+                log.warning("job %s failed: lost on %d attempts", job_id, job.attempts)
+                if job.checkpoint_dir:
+                    shutil.rmtree(job.checkpoint_dir, ignore_errors=True)
+            return None
         checkpoint_dir = job.checkpoint_dir or str(settings.checkpoints_dir / job_id)
         resumed = checkpoint_epoch(Path(checkpoint_dir))
         entry = {"attempt": job.attempts + 1, "worker": worker, "claimed_at": now.isoformat()}
         claimed = session.execute(
             update(Job)
-            .where(
-                Job.id == job_id,
-                Job.attempts == job.attempts,
-                or_(
-                    Job.status == "queued",
-                    (Job.status == "running")
-                    & or_(
-                        Job.heartbeat_at.is_(None),
-                        Job.heartbeat_at < now - timedelta(seconds=settings.stale_after),
-                    ),
-                ),
-            )
+            .where(*claimable)
             .values(
                 status="running",
                 worker=worker,
@@ -171,6 +197,17 @@ def _claim(
             return None
         session.refresh(job)
         return job
+
+
+def _lost_last_attempt(job: Job, stale: datetime) -> bool:
+    """Whether the job's last attempt was lost: it still looks ``running`` with a heartbeat older
+    than ``stale``, or it is ``queued`` but that attempt ended without recording an outcome."""
+    if job.attempts == 0:
+        return False
+    if job.status == "running":
+        return job.heartbeat_at is None or job.heartbeat_at < stale
+    last = (job.history or [{}])[-1]
+    return job.status == "queued" and "outcome" not in last
 
 
 def checkpoint_epoch(directory: Path) -> int | None:
@@ -202,7 +239,25 @@ class _Finisher:
 
     def __call__(self, status: str, error: dict[str, Any] | None = None, run: Any = None) -> str:
         """Move the job to its final ``status``; with ``run``, write its results in the same
-        transaction — unless a cancel was asked meanwhile, which makes the job ``cancelled``."""
+        transaction — unless a cancel was asked meanwhile, which makes the job ``cancelled``.
+
+        If the results cannot be written (once more when the database connection failed), the job
+        ends ``failed`` with the reason rather than staying ``running``; only when even that write
+        fails does the exception propagate (the reaper then finds the job without a heartbeat)."""
+        if run is None:
+            return self._finish(status, error)
+        try:
+            try:
+                return self._finish(status, error, run)
+            except OperationalError:
+                log.warning("job %s: results not written, retrying once", self.job_id, exc_info=True)
+                return self._finish(status, error, run)
+        except Exception as exc:
+            log.exception("job %s: results could not be stored", self.job_id)
+            reason = f"the results could not be stored: {_describe(exc)}"
+            return self._finish("failed", {"field": None, "reason": reason})
+
+    def _finish(self, status: str, error: dict[str, Any] | None, run: Any = None) -> str:
         with transaction(self.session_factory) as session:
             job = self._owned(session)
             if job is None:
@@ -242,7 +297,7 @@ def _outcome(history: list[Any] | None, outcome: str) -> list[Any]:
 
 def _write_results(session: Session, job_id: str, run: Any) -> None:
     """Replace the job's affinity rows and network tables, dropping groupings solved from an earlier
-    attempt's tables (idempotent across attempts).
+    attempt's tables (idempotent across attempts). Every document is :func:`json_safe` (NaN → null).
 
     A network table is stored per singleton rule the matrix admits (``normalized`` needs positive
     self-affinities); the tables differ only in their ``singletons`` key.
@@ -251,15 +306,15 @@ def _write_results(session: Session, job_id: str, run: Any) -> None:
     session.execute(delete(NetworkTable).where(NetworkTable.job_id == job_id))
     session.execute(delete(Grouping).where(Grouping.job_id == job_id))
     for method, matrix in run.matrices.items():
-        base = _jsonable(run.to_problem_dict(method, singletons="forbid"))
+        base = json_safe(run.to_problem_dict(method, singletons="forbid"))
         session.add(
             AffinityResult(
                 job_id=job_id,
                 method=method,
                 tasks=list(base["tasks"]),
-                matrix=_jsonable(matrix),
-                trajectory=[_jsonable(m) for m in run.trajectories.get(method, [])],
-                meta=_jsonable({**run.metadata, "method": method}),
+                matrix=json_safe(matrix),
+                trajectory=json_safe(list(run.trajectories.get(method, []))),
+                meta=json_safe({**run.metadata, "method": method}),
             )
         )
         for rule in SINGLETON_RULES:
@@ -271,12 +326,10 @@ def _write_results(session: Session, job_id: str, run: Any) -> None:
             session.add(NetworkTable(job_id=job_id, method=method, singletons=rule, problem=problem))
 
 
-def _jsonable(value: Any) -> Any:
-    """numpy arrays and scalars → lists and floats, recursively."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
+def _describe(exc: BaseException, limit: int = 500) -> str:
+    """``Type: message`` of an exception, for a job's error: a database error is described by the
+    driver's first line (SQLAlchemy's own text repeats the statement and its parameters)."""
+    cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    text = f"{type(cause).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

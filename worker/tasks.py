@@ -1,6 +1,7 @@
 """Celery tasks: each message carries only a job id; the job row is the source of truth.
 
-Worker life cycle (Celery signals): when a worker is ready it starts a :class:`worker.reaper.Reaper`;
+Worker life cycle (Celery signals): when a worker is ready it starts a :class:`worker.reaper.Reaper`
+(which also watches the broker's start time, to republish queued jobs a broker restart lost);
 on a warm shutdown (SIGTERM) it sets :data:`STOP`, so a running job ends its current step and goes
 back to the queue — the task rejects its message with ``requeue`` and the next worker resumes the
 job from its last epoch checkpoint. This reaches the task when it runs in the worker's main process,
@@ -22,7 +23,7 @@ from service.db import make_engine, make_session_factory
 from service.groupings import precompute
 from service.settings import get_settings
 from worker.celery_app import RUN_JOB, SOLVE_GROUPINGS, app
-from worker.reaper import Reaper
+from worker.reaper import Reaper, broker_start_time
 from worker.runner import run_job
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,10 @@ def publish_job(job_id: str) -> None:
 def _start_reaper(**_: Any) -> None:
     settings = get_settings()
     reaper = Reaper(
-        make_session_factory(make_engine(settings.resolved_database_url, pool_size=1)), settings, publish_job
+        make_session_factory(make_engine(settings.resolved_database_url, pool_size=1)),
+        settings,
+        publish_job,
+        broker_start_time(settings.broker_url),
     )
     reaper.start()
     _reaper.append(reaper)

@@ -10,11 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import jobs
-from service.db import transaction
 from service.errors import ApiError, problem_responses
 from service.executor import JobExecutor
 from service.limits import check_job_size
-from service.models import AffinityResult, Job, utcnow
+from service.models import AffinityResult, Job
 from service.routes import deps
 from service.schemas import JobCreate, JobOut, JobPage, JobStatus
 from service.settings import Settings
@@ -32,7 +31,12 @@ Project = Annotated[str, Depends(deps.project)]
     "/jobs",
     status_code=202,
     response_model=JobOut,
-    responses=problem_responses({409: "Idempotency-Key reused with another body"}),
+    responses=problem_responses(
+        {
+            409: "Idempotency-Key reused with another body",
+            503: "the job queue is unavailable: the job was not queued and its Idempotency-Key was released",
+        }
+    ),
 )
 def submit_job(
     body: JobCreate,
@@ -43,7 +47,9 @@ def submit_job(
     settings: Annotated[Settings, Depends(deps.settings)],
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JobOut:
-    """Queue an affinity run. Only ``dataset`` is required; an ``Idempotency-Key`` makes retries safe."""
+    """Queue an affinity run. Only ``dataset`` is required; an ``Idempotency-Key`` makes retries safe:
+    a retry replays the job the key created — unless the server could not queue it (503), in which
+    case the key was released and the retry submits the job anew."""
     check_job_size(len(body.tasks) if body.tasks else None, settings)
     job, created = jobs.create_job(sessions, body, project=project, idempotency_key=idempotency_key)
     response.headers["Location"] = f"/jobs/{job.id}"
@@ -54,11 +60,16 @@ def submit_job(
         executor.submit(job.id)
     except Exception as exc:
         log.exception("cannot queue job %s", job.id)
-        with transaction(sessions) as session:
-            row = session.get(Job, job.id)
-            row.status, row.finished_at = "failed", utcnow()
-            row.error = {"field": None, "reason": f"could not be queued: {type(exc).__name__}: {exc}"}
-        raise ApiError(503, "the job queue is unavailable; the job was not started", job_id=job.id) from None
+        try:
+            jobs.fail_unqueued(sessions, job.id, exc)
+        except Exception:  # the database too: the row stays queued, for the reaper to publish later
+            log.exception("job %s: the failure to queue it could not be recorded", job.id)
+        raise ApiError(
+            503,
+            "the job queue is unavailable; the job was not started (retrying with the same "
+            "Idempotency-Key submits it anew)",
+            job_id=job.id,
+        ) from None
     return jobs.job_out(job)
 
 
