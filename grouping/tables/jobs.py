@@ -5,16 +5,23 @@ half-size single-task network), an optional epoch count overriding the training 
 optional partner task whose label is injected into the input (label injection, ``000_…`` eq. 2).
 With ``probe_rows > 0`` the worker also returns the backbone representations and the InputXGradient
 attributions of the first ``probe_rows`` test examples (RSA and IAS need the trained STL backbones).
+
+A warm-started job (subset fine-tuning, :mod:`grouping.tables.warm_start`) names in ``start`` the
+trained weights it starts from (handed to :func:`train_job` as ``starts``), may stop after ``steps``
+optimizer steps (a fraction of an epoch) and draws its data order from its own ``seed``; a job with
+``keep_state`` returns its trained weights (the network others are fine-tuned from).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from grouping.data.dataset import Dataset
+from grouping.errors import InputError
 from grouping.tables.injection import inject_label
 from grouping.training.config import ModelConfig, TrainingConfig
 from grouping.training.cost import relative_cost
@@ -22,16 +29,24 @@ from grouping.training.evaluate import split_losses
 from grouping.training.loop import fit
 from grouping.training.model import MultiTaskNet
 
+#: a network's weights (``state_dict()``), on the CPU
+StateDict = Mapping[str, torch.Tensor]
+
 
 @dataclass(frozen=True)
 class NetworkJob:
-    """What to train; ``tasks`` in dataset order, ``inject`` a partner task whose label joins the input."""
+    """What to train; ``tasks`` in dataset order, ``inject`` a partner task whose label joins the input;
+    ``start``, ``steps``, ``seed`` and ``keep_state`` for warm starts (see the module docstring)."""
 
     tasks: tuple[str, ...]
     width: float = 1.0
     epochs: int | None = None
     inject: str | None = None
     probe_rows: int = 0
+    start: str | None = None
+    steps: int | None = None
+    seed: int | None = None
+    keep_state: bool = False
 
     @property
     def size(self) -> str:
@@ -42,7 +57,9 @@ class NetworkJob:
 @dataclass
 class TrainedNetwork:
     """A trained network's per-task validation and test losses, measured inference cost (full-size
-    units), epochs run and wall time; ``representations``/``attributions`` when probes were asked for."""
+    units), epochs run (a partly run epoch counts as one), wall time and optimizer steps;
+    ``representations``/``attributions`` when probes were asked for, ``state`` (the trained weights, on
+    the CPU) when the job keeps it."""
 
     job: NetworkJob
     val_loss: dict[str, float]
@@ -52,22 +69,37 @@ class TrainedNetwork:
     seconds: float
     representations: np.ndarray | None = None
     attributions: np.ndarray | None = field(default=None, repr=False)
+    steps: int = 0
+    state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
 
-def train_job(dataset: Dataset, job: NetworkJob, model: ModelConfig, training: TrainingConfig
-              ) -> TrainedNetwork:
-    """Train ``job`` on ``dataset`` (early stopping on validation loss, best weights kept) and measure it."""
+def train_job(dataset: Dataset, job: NetworkJob, model: ModelConfig, training: TrainingConfig,
+              starts: Mapping[str, StateDict] | None = None) -> TrainedNetwork:
+    """Train ``job`` on ``dataset`` (early stopping on validation loss, best weights kept) and measure it.
+
+    A job with ``start`` begins from ``starts[job.start]`` (the backbone and its tasks' heads; see
+    :func:`grouping.training.loop.fit`'s ``initial_state``)."""
     data = inject_label(dataset, job.inject) if job.inject is not None else dataset
     config = model.model_copy(update={"width": job.width})
     if job.epochs is not None:
         training = training.model_copy(update={"epochs": job.epochs})
-    result = fit(data, list(job.tasks), config, training)
+    if job.seed is not None:
+        training = training.model_copy(update={"seed": job.seed})
+    initial_state = None
+    if job.start is not None:
+        if starts is None or job.start not in starts:
+            raise InputError("starts", f"no trained weights named {job.start!r} to start {job.tasks} from")
+        initial_state = starts[job.start]
+    result = fit(data, list(job.tasks), config, training, initial_state=initial_state, max_steps=job.steps)
     specs = [data.task(name) for name in job.tasks]
     device = next(result.model.parameters()).device
     test_loss = split_losses(result.model, data.test.to(device), specs)
     heads = {t: data.output_dims[t] for t in job.tasks}
     cost = relative_cost(data.input_kind, data.input_shape, heads, config)
-    trained = TrainedNetwork(job, result.val_loss, test_loss, cost, result.epochs_run, result.seconds)
+    trained = TrainedNetwork(job, result.val_loss, test_loss, cost, result.epochs_run, result.seconds,
+                             steps=result.steps)
+    if job.keep_state:
+        trained.state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
     if job.probe_rows > 0:
         x = data.test.x[: job.probe_rows].to(device)
         trained.representations = backbone_output(result.model, x)

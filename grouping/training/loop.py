@@ -3,21 +3,26 @@ stopping (best weights kept), LR schedule, progress, cancellation and checkpoint
 
 A ``StepObserver`` (the affinity estimators) may take over the gradient computation on the steps it
 wants; on the others the loop does the ordinary backward pass of the weighted total loss.
+
+A run may also start from trained weights (``initial_state``, a warm start) and stop after a number of
+steps that is not a whole number of epochs (``max_steps``): subset fine-tuning
+(:mod:`grouping.tables.warm_start`) fine-tunes copies of a trained all-task network this way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
-from grouping.data.dataset import Dataset
+from grouping.data.dataset import Dataset, Split
 from grouping.data.spec import TaskSpec
 from grouping.errors import InputError
 from grouping.training.checkpoint import fingerprint, load_checkpoint, save_checkpoint
@@ -57,7 +62,8 @@ class StepObserver(Protocol):
 
 @dataclass
 class FitResult:
-    """A finished fit: the model holds the best-validation weights."""
+    """A finished fit: the model holds the best-validation weights. ``best_epoch`` is the 1-based epoch
+    whose weights were kept (0: the initial weights of a warm start, when no epoch beat them)."""
 
     model: MultiTaskNet
     val_loss: dict[str, float]
@@ -103,12 +109,22 @@ def fit(
     should_cancel: Callable[[], bool] | None = None,
     checkpoint_dir: Path | None = None,
     run_kind: str = "train",
+    initial_state: Mapping[str, torch.Tensor] | None = None,
+    max_steps: int | None = None,
 ) -> FitResult:
     """Train one hard-sharing network on ``tasks`` of ``dataset``; see the module docstring.
 
     The total loss is Σ_t w_t L_t (TAG §4.1 with task weights). A non-finite loss stops the run with an
     ``InputError`` naming the step and task. Resumes from ``checkpoint_dir`` when it holds a checkpoint
     of the same run (``run_kind`` tells plain training and affinity runs apart).
+
+    ``initial_state`` (a warm start) is loaded into the new network before training: the backbone and
+    the heads of ``tasks``; entries of other heads are ignored, so the ``state_dict()`` of a network
+    trained on more tasks can start a network on a subset of them (a missing entry is an
+    ``InputError``). These weights are validated before the first step and count as the best so far,
+    so a run that never beats them returns them unchanged. ``max_steps`` ends training after that
+    many optimizer steps (at most ``training.epochs`` epochs), so a run can last a fraction of an
+    epoch; the epoch it ends in is validated like a complete one.
     """
     specs = _task_specs(dataset, tasks)
     n_train = len(dataset.train)
@@ -117,6 +133,8 @@ def fit(
             "training.batch_size",
             f"the training split has {n_train} rows, fewer than one batch of {training.batch_size}",
         )
+    if max_steps is not None and max_steps < 0:
+        raise InputError("max_steps", f"must be at least 0, got {max_steps}")
     device = resolve_device(training.device)
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the global RNG
         torch.manual_seed(training.seed)
@@ -127,6 +145,8 @@ def fit(
             model_config,
             seed=training.seed,
         ).to(device)
+    if initial_state is not None:
+        _load_initial_state(model, initial_state)
     optimizer = make_optimizer(model.parameters(), training)
     scheduler = make_scheduler(optimizer, training)
     generator = torch.Generator().manual_seed(training.seed)
@@ -134,16 +154,20 @@ def fit(
     train, val = dataset.train.to(device), dataset.val.to(device)
     steps_per_epoch = math.ceil(n_train / training.batch_size)
     total_steps = steps_per_epoch * training.epochs
+    if max_steps is not None:
+        total_steps = min(total_steps, max_steps)
     report_every = max(1, total_steps // 100)
-    run_id = fingerprint(
-        {
-            "kind": run_kind,
-            "dataset": dataset.describe(),
-            "tasks": [t.name for t in specs],
-            "model": model_config.model_dump(),
-            "training": training.model_dump(exclude={"device"}),
-        }
-    )
+    run_parts = {
+        "kind": run_kind,
+        "dataset": dataset.describe(),
+        "tasks": [t.name for t in specs],
+        "model": model_config.model_dump(),
+        "training": training.model_dump(exclude={"device"}),
+    }
+    if initial_state is not None or max_steps is not None:  # plain runs keep their old fingerprints
+        origin = _digest(model.state_dict()) if initial_state is not None else None
+        run_parts["warm_start"] = {"state": origin, "max_steps": max_steps}
+    run_id = fingerprint(run_parts)
 
     state = _State(
         best_val=math.inf,
@@ -165,14 +189,19 @@ def fit(
         if observer is not None:
             observer.load_state_dict(saved["observer"])
         state = _State.from_dict(saved["state"])
+    elif initial_state is not None:
+        model.eval()
+        state.keep(model, *_validate(model, val, specs), epoch=-1)
     started = time.perf_counter() - state.elapsed
     running = torch.zeros(len(specs), device=device)
     running_count = 0
 
-    while state.epoch < training.epochs and not state.stopped:
+    while state.epoch < training.epochs and not state.stopped and state.step < total_steps:
         model.train()
         order = torch.randperm(n_train, generator=generator).to(device)
         for start in range(0, n_train, training.batch_size):
+            if state.step >= total_steps:  # max_steps ends the run inside this epoch
+                break
             if should_cancel is not None and should_cancel():
                 raise Cancelled(f"cancelled at step {state.step}")
             idx = order[start : start + training.batch_size]
@@ -196,12 +225,9 @@ def fit(
                 running_count = 0
         scheduler.step()
         model.eval()
-        val_losses = split_losses(model, val, specs)
-        total_val = sum(t.weight * val_losses[t.name] for t in specs)
+        total_val, val_losses = _validate(model, val, specs)
         if total_val < state.best_val:
-            state.best_val, state.best_epoch, state.bad_epochs = total_val, state.epoch, 0
-            state.best_val_losses = val_losses
-            state.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            state.keep(model, total_val, val_losses, epoch=state.epoch)
         else:
             state.bad_epochs += 1
             state.stopped = training.patience > 0 and state.bad_epochs >= training.patience
@@ -248,6 +274,30 @@ def fit(
     )
 
 
+def _validate(model: MultiTaskNet, val: Split, specs: Sequence[TaskSpec]) -> tuple[float, dict[str, float]]:
+    """The weighted total validation loss and the per-task ones."""
+    losses = split_losses(model, val, specs)
+    return sum(t.weight * losses[t.name] for t in specs), losses
+
+
+def _load_initial_state(model: MultiTaskNet, initial_state: Mapping[str, torch.Tensor]) -> None:
+    """Load the entries of ``initial_state`` that ``model`` has (other tasks' heads are ignored)."""
+    own = model.state_dict()
+    missing = [key for key in own if key not in initial_state]
+    if missing:
+        raise InputError("initial_state", f"has no weights for {missing[0]!r} of the network to train")
+    model.load_state_dict({key: initial_state[key] for key in own})
+
+
+def _digest(weights: Mapping[str, torch.Tensor]) -> str:
+    """A hash of the weights (the starting point of a warm-started run, for its checkpoint fingerprint)."""
+    digest = hashlib.sha256()
+    for key, tensor in weights.items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _task_specs(dataset: Dataset, tasks: Sequence[str]) -> list[TaskSpec]:
     if not tasks:
         raise InputError("tasks", "choose at least one task")
@@ -288,6 +338,12 @@ class _State:
     best_weights: dict[str, torch.Tensor] | None
     best_val_losses: dict[str, float]
     stopped: bool
+
+    def keep(self, model: MultiTaskNet, total_val: float, val_losses: dict[str, float], epoch: int) -> None:
+        """Make the model's current weights the best so far (``epoch`` -1: the initial weights)."""
+        self.best_val, self.best_epoch, self.bad_epochs = total_val, epoch, 0
+        self.best_val_losses = val_losses
+        self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
