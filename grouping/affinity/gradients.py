@@ -28,7 +28,8 @@ class TaskGradients:
     ``losses[t]`` = L_t (unweighted); ``weights[t]`` = w_t > 0; ``shared[k][t]`` = ∇_{θ_s}(w_t L_t) for
     the k-th shared parameter: task t's share of the training gradient, which is also the gradient a
     step on task t alone applies (TAG eq. 1); ``training`` = ∇(Σ_t w_t L_t) for every parameter of the
-    model, in ``model.parameters()`` order (what the optimizer steps on).
+    model, in ``model.parameters()`` order (what the optimizer steps on; empty for a batch that is only
+    measured).
     """
 
     losses: torch.Tensor
@@ -76,11 +77,15 @@ def task_gradients(
     x: torch.Tensor,
     y: dict[str, torch.Tensor],
     layout: ParameterLayout | None = None,
+    *,
+    training: bool = True,
 ) -> TaskGradients:
     """Per-task losses and gradients of ``model`` on the batch (``weights[t]`` = w_t, in task order);
-    ``layout`` is ``ParameterLayout.of(model, tasks)``, passed in when measuring many steps."""
+    ``layout`` is ``ParameterLayout.of(model, tasks)``, passed in when measuring many steps.
+    ``training=False`` skips the heads' gradients and leaves ``TaskGradients.training`` empty (a batch
+    that is only measured, such as the held-out lookahead batch, is never stepped on)."""
     layout = layout or ParameterLayout.of(model, tasks)
-    shared, heads = layout.shared, layout.heads
+    shared, heads = layout.shared, (layout.heads if training else [])
     rep = model.backbone(x)
     aliases = [rep.detach().requires_grad_() for _ in tasks]  # one leaf per task: separate cotangents
     losses = torch.stack(
@@ -93,5 +98,7 @@ def task_gradients(
     grads = torch.autograd.grad(w @ losses, [*aliases, *heads])
     cotangents = torch.stack(grads[: len(tasks)])
     per_task = list(torch.autograd.grad(rep, shared, grad_outputs=cotangents, is_grads_batched=True))
+    if not training:
+        return TaskGradients(losses.detach(), w, per_task, [])
     total = [g.sum(0) for g in per_task] + list(grads[len(tasks) :])
     return TaskGradients(losses.detach(), w, per_task, [total[k] for k in layout.order])

@@ -5,6 +5,12 @@ gradients (whose weighted sum is the training gradient, so no extra backward is 
 requested estimator scores the step before the optimizer applies it. Scores are averaged over all
 measured steps (TAG eq. 2) and, per epoch, kept as a trajectory (TAG fig. 4). Measurement runs in
 full precision, also under bf16 autocast, because eq. 1 compares two nearly equal losses.
+
+With ``held_out`` (``lookahead_batch="val"``, :mod:`grouping.affinity.heldout`) the lookahead scores
+measure L_j on a validation batch V instead of the training batch X: ``tag`` is
+1 − L_j(V, θ_{s|i}) / L_j(V, θ_s) and ``tag_first_order`` ⟨∇L_j(V, θ_s), u_i⟩ / L_j(V, θ_s), where u_i is
+still the step from task i's gradient on X (one more batched backward on V gives ∇L_j(V, θ_s)).
+``grad_cosine`` stays on X, and the training gradient is X's in both cases.
 """
 
 from __future__ import annotations
@@ -16,20 +22,31 @@ import torch
 
 from grouping.affinity.grad_cosine import cosine_step
 from grouping.affinity.gradients import ParameterLayout, TaskGradients, task_gradients
+from grouping.affinity.heldout import HeldOutBatches
 from grouping.affinity.lookahead import lookahead_losses, simulated_updates
 from grouping.affinity.tag import tag_step
 from grouping.affinity.tag_first_order import first_order_inner, first_order_step
 from grouping.data.spec import TaskSpec
+from grouping.training.loop import batch_losses
 from grouping.training.model import MultiTaskNet
 
 
 class AffinityObserver:
-    """Accumulates the step scores of ``methods`` (a subset of ``AFFINITY_METHODS``) for ``tasks``."""
+    """Accumulates the step scores of ``methods`` (a subset of ``AFFINITY_METHODS``) for ``tasks``;
+    with ``held_out`` the lookahead losses are measured on its batches (see the module docstring)."""
 
-    def __init__(self, tasks: Sequence[TaskSpec], methods: Sequence[str], every: int) -> None:
+    def __init__(
+        self,
+        tasks: Sequence[TaskSpec],
+        methods: Sequence[str],
+        every: int,
+        held_out: HeldOutBatches | None = None,
+    ) -> None:
         self.tasks = list(tasks)
         self.methods = list(methods)
         self.every = every
+        self.held_out = held_out
+        self.held_out_draws = 0  # held-out batches drawn so far, i.e. the index of the next; checkpointed
         self.weights = torch.tensor([t.weight for t in self.tasks])
         self._model: MultiTaskNet | None = None
         self._layout: ParameterLayout | None = None  # of self._model, made on its first measured step
@@ -62,27 +79,42 @@ class AffinityObserver:
             for p, g in zip(layout.parameters, grads.training, strict=True):
                 p.grad = g
             if torch.isfinite(grads.losses).all():
-                self._score(model, optimizer, layout.shared, grads, x, y)
+                self._score(model, optimizer, layout, grads, x, y)
         return grads.losses
 
     def _score(
         self,
         model: MultiTaskNet,
         optimizer: torch.optim.Optimizer,
-        shared: list[torch.nn.Parameter],
+        layout: ParameterLayout,
         grads: TaskGradients,
         x: torch.Tensor,
         y: dict[str, torch.Tensor],
     ) -> None:
+        shared = layout.shared
+        first_order = "tag_first_order" in self.methods
+        # the batch the lookahead losses are measured on, its losses at θ_s and (first order) gradients
+        mx, my, losses, onto = x, y, grads.losses, grads
+        if self.held_out is not None and (first_order or "tag" in self.methods):
+            mx, my = self.held_out.batch(self.held_out_draws, x, y)
+            self.held_out_draws += 1
+            if first_order:
+                onto = task_gradients(model, self.tasks, self._device_weights, mx, my, layout, training=False)
+                losses = onto.losses
+            else:
+                with torch.no_grad():
+                    losses = batch_losses(model, self.tasks, mx, my)
+            if not torch.isfinite(losses).all():
+                return  # a held-out loss is not finite: no score for this step from any method
         scores: dict[str, torch.Tensor] = {}
         if "grad_cosine" in self.methods:
             scores["grad_cosine"] = cosine_step(grads.gram())
         updates = simulated_updates(optimizer, shared, grads.shared) if "tag" in self.methods else None
-        if "tag_first_order" in self.methods:
-            inner = first_order_inner(optimizer, shared, grads, updates)
-            scores["tag_first_order"] = first_order_step(inner, grads.losses)
+        if first_order:
+            inner = first_order_inner(optimizer, shared, grads, updates, onto=onto)
+            scores["tag_first_order"] = first_order_step(inner, losses)
         if updates is not None:
-            scores["tag"] = tag_step(lookahead_losses(model, self.tasks, updates, x, y), grads.losses)
+            scores["tag"] = tag_step(lookahead_losses(model, self.tasks, updates, mx, my), losses)
         for method, score in scores.items():
             value = score.detach().to("cpu", torch.float64)
             self.totals[method] += value
@@ -108,10 +140,16 @@ class AffinityObserver:
 
     def state_dict(self) -> dict[str, Any]:
         """Accumulators and trajectories, for the epoch-boundary checkpoint."""
-        return {"totals": self.totals, "steps": self.steps, "trajectories": self.trajectories}
+        return {
+            "totals": self.totals,
+            "steps": self.steps,
+            "trajectories": self.trajectories,
+            "held_out_draws": self.held_out_draws,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict` (taken at an epoch boundary)."""
         self.totals = state["totals"]
         self.steps = state["steps"]
         self.trajectories = state["trajectories"]
+        self.held_out_draws = state.get("held_out_draws", 0)

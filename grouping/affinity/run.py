@@ -12,6 +12,7 @@ from typing import Any, get_args
 
 import numpy as np
 
+from grouping.affinity.heldout import HeldOutBatches
 from grouping.affinity.methods import AFFINITY_METHODS
 from grouping.affinity.observer import AffinityObserver
 from grouping.data.dataset import Dataset
@@ -83,11 +84,18 @@ def compute_affinity(
 ) -> AffinityRun:
     """Train the all-task network once and measure ``methods`` every ``training.every`` steps (they
     share the per-task gradients). Resumes from ``checkpoint_dir`` when it holds this run's checkpoint.
-    Early stopping ends the run as in plain training; the scores average the steps actually run."""
+    Early stopping ends the run as in plain training; the scores average the steps actually run.
+    ``training.lookahead_batch`` ``val`` measures the lookahead losses on held-out validation batches
+    (:mod:`grouping.affinity.heldout`); the training itself is the same either way."""
     chosen = _methods(methods)
     if len(dataset.tasks) < 2:
         raise InputError("dataset.tasks", "affinity needs at least two tasks")
-    observer = AffinityObserver(dataset.tasks, chosen, training.every)
+    held_out = (
+        HeldOutBatches(dataset.val, training.batch_size, training.seed)
+        if training.lookahead_batch == "val"
+        else None
+    )
+    observer = AffinityObserver(dataset.tasks, chosen, training.every, held_out=held_out)
     started = time.perf_counter()
     result = fit(
         dataset,
@@ -107,6 +115,7 @@ def compute_affinity(
         "dataset": dataset.describe(),
         "model": model.model_dump(),
         "training": training.model_dump(),
+        "lookahead_batch": training.lookahead_batch,
         "affinity_steps": observer.steps,
         "training_steps": result.steps,
         "epochs": result.epochs_run,

@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 
@@ -67,6 +67,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--representation", type=int, help="size of the shared output the heads read (default 64)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument(
+        "--lookahead-batch",
+        choices=get_args(TrainingConfig.model_fields["lookahead_batch"].annotation),
+        help="batch the tag/tag_first_order lookahead losses are measured on: train (the batch that made "
+        "the step, TAG eq. 1) or val (a held-out validation batch; training is unchanged) "
+        f"(default {TrainingConfig.model_fields['lookahead_batch'].default})",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -122,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.lr is not None:
         training_args["lr"] = args.lr
+    if args.lookahead_batch is not None:
+        training_args["lookahead_batch"] = args.lookahead_batch
     training = validated(TrainingConfig, training_args, "training")
     sizes = ("hidden_units", "hidden_layers", "channels", "representation")
     model_args = {name: getattr(args, name) for name in sizes if getattr(args, name) is not None}

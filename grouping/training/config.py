@@ -40,6 +40,11 @@ class TrainingConfig(BaseModel):
     a better validation loss (0 disables early stopping). ``lr_schedule``: ``constant``, ``cosine``
     (to 0 over all epochs) or ``step`` (×0.1 at 50% and 75% of the epochs).
     ``device``: ``auto`` takes CUDA when present (with bf16 autocast) else CPU.
+    ``lookahead_batch`` (affinity runs only; plain training ignores it): the batch on which the
+    lookahead losses of ``tag`` and ``tag_first_order`` are evaluated. ``train``: the training batch
+    whose task gradients make the step (TAG eq. 1 as written). ``val``: a batch of the same size drawn
+    from the validation split, seeded by ``seed``; the step is still the one from the training batch
+    and training itself is unchanged (``grouping.affinity.heldout``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -55,6 +60,7 @@ class TrainingConfig(BaseModel):
     patience: int = Field(default=5, ge=0, le=10_000)
     lr_schedule: Literal["constant", "cosine", "step"] = "constant"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    lookahead_batch: Literal["train", "val"] = "train"
 
     @model_validator(mode="after")
     def _momentum_only_for_momentum(self) -> TrainingConfig:
