@@ -162,7 +162,11 @@ def fit(
         "dataset": dataset.describe(),
         "tasks": [t.name for t in specs],
         "model": model_config.model_dump(),
-        "training": training.model_dump(exclude={"device"}),
+        # settings that only change what is measured, not the weights, are left out at their
+        # original value so that checkpoints written before they existed still resume
+        "training": training.model_dump(
+            exclude={"device"} | ({"lookahead_batch"} if training.lookahead_batch == "train" else set())
+        ),
     }
     if initial_state is not None or max_steps is not None:  # plain runs keep their old fingerprints
         origin = _digest(model.state_dict()) if initial_state is not None else None
