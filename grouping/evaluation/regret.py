@@ -23,6 +23,10 @@ optimal ≤ random ≤ pessimal; a method's selection with overlapping networks 
 
 ``random``, ``pessimal`` and ``regret`` are ``None`` where no grouping fits the budget; ``regret`` is
 also ``None`` where random = optimal (every grouping at that budget is optimal: the ratio is undefined).
+
+A table with ``"normalize": "stl"`` is parsed into relative losses ``loss_n(t) / loss_{s_t}(t)`` (``s_t``
+the full-size network training only ``t``; :class:`grouping.problem.ExplicitProblem`), so all four
+totals then add per-task relative losses and tasks on different loss scales weigh equally.
 """
 
 from __future__ import annotations
@@ -61,7 +65,8 @@ class GroupingQuality:
 
 
 def ground_truth(table: Mapping[str, Any] | ExplicitProblem) -> ExplicitProblem:
-    """The validated ``min_loss`` table (``parse_problem`` of the explicit JSON form)."""
+    """The validated ``min_loss`` table (``parse_problem`` of the explicit JSON form; relative losses
+    under ``"normalize": "stl"``)."""
     problem = table if isinstance(table, ExplicitProblem) else parse_problem(table)
     if not isinstance(problem, ExplicitProblem) or problem.objective != "min_loss":
         raise InputError("objective", "grouping quality needs an explicit 'min_loss' network table")

@@ -6,26 +6,38 @@ Master (facility location over a set ``Gamma`` of generated groups; ``s(G, i)`` 
     max  sum_{G in Gamma} sum_{i in G} s(G, i) y_{G,i}
     s.t. sum_{G ∋ i} y_{G,i} = 1   (pi_i)    every task served once
          y_{G,i} <= x_G                       only by a chosen group containing it
-         sum_G x_G <= k            (mu)      k = floor(budget / network_cost) groups
+         sum_{G full} x_G <= k     (nu)      k = floor(budget / network_cost) full-size groups
+
+With half-size singletons (``AffinityProblem.half_singletons``: cost ``c / 2``, score 0) the budget
+itself is a further row, in integer cost units (``w_G = 2`` for a full-size group, 1 for a half-size one):
+
+         sum_G w_G x_G <= K        (mu)      K = floor(2 budget / network_cost)
+
+The first row then only tightens the LP relaxation (without it the LP may buy ``K / 2`` full groups).
+The price of a full-size group is ``nu + 2 mu`` (``nu`` alone without half-size singletons).
 
 0. ``Gamma`` starts with the all-task group, every pair and the groups of good partitions
    (``grouping.selection.partition_search``); the best partition is the integer master's start.
-1. The LP relaxation is grown by exact pricing (``grouping.selection.pricing``) until no group has a
-   positive reduced cost ``d(G)``. At every round ``z_RMP + k * max(0, D)`` is a valid upper bound
-   (Lagrangian bound) for any ``D >= max_G d(G)``: the exact maximum when pricing finishes, else a
-   search-free bound on it; at convergence the bound equals the LP optimum ``z_LP``.
+1. The LP relaxation is grown by exact pricing (``grouping.selection.pricing``) until no full-size
+   group has a positive reduced cost ``d(G) = sum_{i in G} max(0, s(G, i) - pi_i) - price``. At every
+   round ``z_RMP + k * max(0, D)`` is a valid upper bound (Lagrangian bound) for any
+   ``D >= max_G d(G)`` over the full-size groups: the exact maximum when pricing finishes, else a
+   search-free bound on it (the singletons that serve alone are all in ``Gamma``, so their reduced
+   cost is at most 0); at convergence the bound equals the LP optimum ``z_LP``.
 2. The integer master over ``Gamma`` (SCIP) gives the incumbent ``z_IP`` (never below the start).
 3. Closing the gap: for any selection, ``value <= z_LP + sum_{G chosen} d(G)`` with the final duals, so
    a selection better than ``z_IP`` only uses groups with ``d(G) >= z_IP - z_LP``. Those are all
    generated (exact pricing with that threshold) and the integer master is solved again: its optimum
    is then proven optimal for the whole problem (reduced-cost fixing in the sense of column
-   enumeration). Under ``singletons="normalized"`` the singletons (score 0) are in ``Gamma`` from the
-   start.
+   enumeration). Whenever a task may be served alone (``singletons="normalized"`` or half-size
+   singletons) the singletons (score 0) are in ``Gamma`` from the start.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from itertools import combinations
 
 import numpy as np
@@ -33,6 +45,7 @@ from ortools.linear_solver import pywraplp
 
 from grouping.candidates import group_scores
 from grouping.problem import AffinityProblem
+from grouping.selection.budget import CostScale
 from grouping.selection.mip import has_solution, new_scip, solve_exact
 from grouping.selection.partition_search import good_partitions, partition_value
 from grouping.selection.pricing import GroupPricer, PricingTimeout, TooManyGroups, greedy_groups
@@ -49,13 +62,15 @@ CG_TIME_SHARE = 0.6
 
 
 class _Master:
-    """The restricted master LP (GLOP), grown one group at a time."""
+    """The restricted master LP (GLOP), grown one group at a time. ``limits`` are the rows
+    ``sum_G w[size(G)] x_G <= capacity`` (module docstring: ``k`` and, with half-size singletons, ``K``)."""
 
-    def __init__(self, a: np.ndarray, k: int) -> None:
-        self.a, self.k = a, k
+    def __init__(self, a: np.ndarray, size: Callable[[tuple[int, ...]], str],
+                 limits: list[tuple[int, dict[str, int]]]) -> None:
+        self.a, self.size, self.limits = a, size, limits
         self.lp = pywraplp.Solver.CreateSolver("GLOP")
         self.cover = [self.lp.Constraint(1.0, 1.0) for _ in range(len(a))]
-        self.card = self.lp.Constraint(-self.lp.infinity(), float(k))
+        self.rows = [self.lp.Constraint(-self.lp.infinity(), float(cap)) for cap, _w in limits]
         self.lp.Objective().SetMaximization()
         self.groups: list[tuple[int, ...]] = []
         self.known: set[tuple[int, ...]] = set()
@@ -66,7 +81,8 @@ class _Master:
         self.known.add(group)
         self.groups.append(group)
         x = self.lp.NumVar(0.0, self.lp.infinity(), "")
-        self.card.SetCoefficient(x, 1.0)
+        for row, (_cap, weight) in zip(self.rows, self.limits, strict=True):
+            row.SetCoefficient(x, float(weight[self.size(group)]))
         for i, score in zip(group, group_scores(self.a, group), strict=True):
             y = self.lp.NumVar(0.0, self.lp.infinity(), "")
             self.cover[i].SetCoefficient(y, 1.0)
@@ -76,11 +92,13 @@ class _Master:
             link.SetCoefficient(x, -1.0)
 
     def solve_lp(self) -> tuple[float, np.ndarray, float]:
-        """``(z_RMP, pi, mu)``."""
+        """``(z_RMP, pi, price)``: ``price`` is the limits' dual price of one full-size group."""
         if self.lp.Solve() != pywraplp.Solver.OPTIMAL:
             raise RuntimeError("the restricted master holds the all-tasks group and must be feasible")
         pi = np.array([c.dual_value() for c in self.cover])
-        return self.lp.Objective().Value(), pi, max(0.0, self.card.dual_value())
+        price = sum(max(0.0, row.dual_value()) * weight["full"]
+                    for row, (_cap, weight) in zip(self.rows, self.limits, strict=True))
+        return self.lp.Objective().Value(), pi, price
 
     def solve_ip(self, time_limit: float | None,
                  hint: list[tuple[int, ...]]) -> tuple[bool, float, list[tuple[int, ...]]]:
@@ -104,7 +122,8 @@ class _Master:
                 start_values.append(float(server[i] == group))
         for terms in served:
             ip.Add(sum(terms) == 1)
-        ip.Add(sum(x) <= self.k)
+        for cap, weight in self.limits:
+            ip.Add(sum(weight[self.size(group)] * x[g] for g, group in enumerate(self.groups)) <= cap)
         ip.Maximize(sum(objective))
         ip.SetHint(start_vars, start_values)
         status = solve_exact(ip)
@@ -124,22 +143,25 @@ def _servers(a: np.ndarray, groups: list[tuple[int, ...]]) -> dict[int, tuple[in
     return {i: max((g for g in groups if i in g), key=lambda g: scores[g][i]) for i in range(len(a))}
 
 
-def _selection(a: np.ndarray, groups: list[tuple[int, ...]], cost: float) -> list[Selected]:
+def _selection(problem: AffinityProblem, a: np.ndarray, groups: list[tuple[int, ...]]) -> list[Selected]:
     """Serve each task from the chosen group that scores it highest (min-sense values)."""
     serves: dict[tuple[int, ...], dict[int, float]] = {g: {} for g in groups}
     for i, g in _servers(a, groups).items():
         serves[g][i] = -float(group_scores(a, g)[g.index(i)])
-    return [Selected(g, "full", cost, serves[g]) for g in groups]
+    sizes = {g: problem.network_size(g) for g in groups}
+    return [Selected(g, sizes[g], problem.network_costs[sizes[g]], serves[g]) for g in groups]
 
 
-def _trivial_bound(a: np.ndarray, singletons: bool) -> float:
-    """``sum_i max_j A[i][j]`` (and 0 when a task may be served alone): no group scores a task higher."""
+def _trivial_bound(a: np.ndarray, alone: bool) -> float:
+    """``sum_i max_j A[i][j]`` (and 0 when a task may be served ``alone``): no group scores a task higher."""
     best = np.where(np.eye(len(a), dtype=bool), -np.inf, a).max(axis=1)
-    return float(np.maximum(best, 0.0).sum() if singletons else best.sum())
+    return float(np.maximum(best, 0.0).sum() if alone else best.sum())
 
 
-def solve_affinity(problem: AffinityProblem, k: int, time_limit: float | None) -> RawSolution:
-    """Optimal selection of at most ``k`` groups (module docstring); ``k >= 1``.
+def solve_affinity(problem: AffinityProblem, scale: CostScale, budget_units: int,
+                   time_limit: float | None) -> RawSolution:
+    """Optimal selection within ``budget_units`` (``scale``'s integer units, at least the cheapest
+    covering), as in the module docstring.
 
     With a time limit, column generation stops after ``CG_TIME_SHARE`` of it and the integer master
     gets the rest; the reported bound is then the best Lagrangian bound (status ``feasible``).
@@ -150,11 +172,17 @@ def solve_affinity(problem: AffinityProblem, k: int, time_limit: float | None) -
     a = problem.score_matrix()
     n = len(a)
     tol = 1e-9 * max(1.0, float(np.abs(a).max()))
-    master = _Master(a, k)
+    units = {size: scale.units(cost) for size, cost in problem.network_costs.items()}
+    k = budget_units // units["full"]
+    limits = [(k, {"full": 1, "half": 0})]
+    if problem.half_singletons:
+        step = math.gcd(*units.values())
+        limits.append((budget_units // step, {size: u // step for size, u in units.items()}))
+    master = _Master(a, problem.network_size, limits)
     master.add(tuple(range(n)))
     for group in combinations(range(n), 2):
         master.add(group)
-    if problem.singletons == "normalized":
+    if problem.serves_alone:
         for i in range(n):
             master.add((i,))
     partitions = good_partitions(a, k, problem.min_group_size)
@@ -163,15 +191,15 @@ def solve_affinity(problem: AffinityProblem, k: int, time_limit: float | None) -
             master.add(group)
     incumbent = partitions[0] if partitions else [tuple(range(n))]
     pricer = GroupPricer(a)
-    bound = _trivial_bound(a, problem.singletons == "normalized")
+    bound = _trivial_bound(a, problem.serves_alone)
     converged = False
     try:
         while not converged:
-            z, pi, mu = master.solve_lp()
-            bound = min(bound, z + k * max(0.0, pricer.max_reduced_cost_bound(pi, mu)))
-            found = greedy_groups(a, pi, mu, tol, COLUMNS_PER_ROUND)
+            z, pi, price = master.solve_lp()
+            bound = min(bound, z + k * max(0.0, pricer.max_reduced_cost_bound(pi, price)))
+            found = greedy_groups(a, pi, price, tol, COLUMNS_PER_ROUND)
             if not found:  # exact pricing: proves convergence or finds what the heuristic missed
-                found = pricer.groups_above(pi, mu, tol, adaptive=ADAPTIVE, limit=COLUMNS_PER_ROUND,
+                found = pricer.groups_above(pi, price, tol, adaptive=ADAPTIVE, limit=COLUMNS_PER_ROUND,
                                             deadline=cg_deadline)
                 bound = min(bound, z + k * max(0.0, found[0][0] if found else 0.0))
                 converged = not found
@@ -184,7 +212,7 @@ def solve_affinity(problem: AffinityProblem, k: int, time_limit: float | None) -
     proven, value, chosen = master.solve_ip(_remaining(deadline), incumbent)
     if converged and bound - value > tol * n and (deadline is None or time.monotonic() < deadline):
         try:
-            for _d, group in pricer.groups_above(pi, mu, value - bound - tol, limit=MAX_GAP_COLUMNS,
+            for _d, group in pricer.groups_above(pi, price, value - bound - tol, limit=MAX_GAP_COLUMNS,
                                                  deadline=deadline):
                 master.add(group)
         except (TooManyGroups, PricingTimeout):
@@ -196,5 +224,5 @@ def solve_affinity(problem: AffinityProblem, k: int, time_limit: float | None) -
     if not chosen or start_value > value + tol * n:  # the time limit cut the master short of its start
         chosen, proven, value = incumbent, False, start_value
     optimal = proven and bound - value <= tol * n
-    return RawSolution("optimal" if optimal else "feasible", _selection(a, chosen, problem.network_cost),
+    return RawSolution("optimal" if optimal else "feasible", _selection(problem, a, chosen),
                        -value if optimal else -bound)

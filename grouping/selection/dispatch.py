@@ -6,6 +6,8 @@ import math
 import time
 from collections.abc import Sequence
 
+import numpy as np
+
 from grouping.candidates import CandidateTable, all_groups_table, explicit_table
 from grouping.errors import InputError
 from grouping.problem import AffinityProblem, ExplicitProblem, Problem, Solution
@@ -39,33 +41,52 @@ def _check_options(problem: Problem, solver: str, time_limit: float | None) -> N
 
 def _scale(problem: Problem) -> CostScale:
     if isinstance(problem, AffinityProblem):
-        return CostScale.for_costs([problem.network_cost])
+        return CostScale.for_costs(list(problem.network_costs.values()))
     return CostScale.for_costs([net.cost for net in problem.networks])
 
 
 def _min_units(problem: Problem, scale: CostScale) -> int:
-    if isinstance(problem, AffinityProblem):
-        return scale.units(problem.network_cost)  # one group of all tasks serves everyone
-    return cheapest_cover(explicit_table(problem), scale)[0]
+    if isinstance(problem, ExplicitProblem):
+        return cheapest_cover(explicit_table(problem), scale)[0]
+    # a covering with a full-size group costs at least one group, which the group of all tasks achieves;
+    # without one, every task is alone on a half-size network
+    n, costs = len(problem.tasks), problem.network_costs
+    options = [scale.units(costs["full"])] if n >= problem.min_group_size else []
+    if "half" in costs:
+        options.append(n * scale.units(costs["half"]))
+    return min(options)
 
 
 def min_feasible_budget(problem: Problem) -> float:
-    """The cost of the cheapest selection that serves every task (one network for affinity problems)."""
+    """The cost of the cheapest selection that serves every task. For affinity problems that is
+    ``min(c, n c / 2)`` with half-size singletons (the group of all tasks, or every task alone; the
+    latter is cheaper only for one task), else ``c``."""
     scale = _scale(problem)
     return scale.to_budget(_min_units(problem, scale))
 
 
 def _table(problem: Problem, solver: str) -> CandidateTable:
+    """The candidate table; for an affinity problem with half-size singletons, every group plus one
+    half-size single-task network per task, scoring 0 onto it."""
     if isinstance(problem, ExplicitProblem):
         return explicit_table(problem)
-    return all_groups_table(problem, max_tasks=ENUMERATION_LIMITS[solver], solver=solver)
+    groups = all_groups_table(problem, max_tasks=ENUMERATION_LIMITS[solver], solver=solver)
+    if not problem.half_singletons:
+        return groups
+    n = len(problem.tasks)  # one task has no full-size group: reshape the empty loss array to (0, n)
+    alone = np.full((n, n), np.inf)
+    np.fill_diagonal(alone, 0.0)
+    return CandidateTable(tasks=groups.tasks, trains=groups.trains + tuple((i,) for i in range(n)),
+                          sizes=groups.sizes + ("half",) * n,
+                          costs=groups.costs + (problem.network_costs["half"],) * n,
+                          loss=np.vstack([groups.loss.reshape(-1, n), alone]), sense=groups.sense)
 
 
 def _run(problem: Problem, budget: float, solver: str, time_limit: float | None, scale: CostScale,
          units: int) -> Solution:
     started = time.perf_counter()
     if isinstance(problem, AffinityProblem) and solver == "bip":
-        raw: RawSolution = solve_affinity(problem, units // scale.units(problem.network_cost), time_limit)
+        raw: RawSolution = solve_affinity(problem, scale, units, time_limit)
         sense = -1
     else:
         table = _table(problem, solver)

@@ -1,7 +1,8 @@
 """Exact pricing of pairwise-affinity groups for column generation (no 2^n enumeration).
 
-With the master's duals ``pi_i`` (task ``i`` served once) and ``mu >= 0`` (at most ``k`` groups), the
-reduced cost of a group ``G`` of size ``m >= 2`` — serving exactly the members it helps — is
+With the master's duals ``pi_i`` (task ``i`` served once) and ``mu >= 0`` (the budget's price of one
+full-size group), the reduced cost of a group ``G`` of size ``m >= 2`` — serving exactly the members it
+helps — is
 
     d(G) = sum_{i in G} max(0, s(G, i) - pi_i) - mu,   s(G, i) = sum_{j in G} A[i][j] / (m - 1).
 
