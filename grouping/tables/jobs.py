@@ -10,6 +10,11 @@ A warm-started job (subset fine-tuning, :mod:`grouping.tables.warm_start`) names
 trained weights it starts from (handed to :func:`train_job` as ``starts``), may stop after ``steps``
 optimizer steps (a fraction of an epoch) and draws its data order from its own ``seed``; a job with
 ``keep_state`` returns its trained weights (the network others are fine-tuned from).
+
+With ``val_draws > 0`` the worker also returns that many bootstrap means of each task's validation
+loss over resampled validation examples (:func:`grouping.training.evaluate.bootstrap_means`; the same
+draws for every network of the dataset), from which :mod:`grouping.selection.trust` reports how much a
+selection's predicted values move with the validation examples.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from grouping.errors import InputError
 from grouping.tables.injection import inject_label
 from grouping.training.config import ModelConfig, TrainingConfig
 from grouping.training.cost import relative_cost
-from grouping.training.evaluate import split_losses
+from grouping.training.evaluate import bootstrap_means, example_losses, split_losses
 from grouping.training.loop import fit
 from grouping.training.model import MultiTaskNet
 
@@ -47,6 +52,7 @@ class NetworkJob:
     steps: int | None = None
     seed: int | None = None
     keep_state: bool = False
+    val_draws: int = 0
 
     @property
     def size(self) -> str:
@@ -71,6 +77,7 @@ class TrainedNetwork:
     attributions: np.ndarray | None = field(default=None, repr=False)
     steps: int = 0
     state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    val_draws: dict[str, list[float]] | None = field(default=None, repr=False)
 
 
 def train_job(dataset: Dataset, job: NetworkJob, model: ModelConfig, training: TrainingConfig,
@@ -98,6 +105,9 @@ def train_job(dataset: Dataset, job: NetworkJob, model: ModelConfig, training: T
     cost = relative_cost(data.input_kind, data.input_shape, heads, config)
     trained = TrainedNetwork(job, result.val_loss, test_loss, cost, result.epochs_run, result.seconds,
                              steps=result.steps)
+    if job.val_draws > 0:
+        losses = example_losses(result.model, data.val.to(device), specs)
+        trained.val_draws = bootstrap_means(losses, job.val_draws)
     if job.keep_state:
         trained.state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
     if job.probe_rows > 0:

@@ -9,7 +9,7 @@ adds the Higher-Order Approximation of every 3+-task network (§3.3.2). Costs ar
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from grouping.candidates import higher_order_approximation
@@ -32,11 +32,12 @@ class TableRow:
     measured_cost: float
     epochs_run: int
     seconds: float
+    val_draws: dict[str, list[float]] | None = None
 
     @classmethod
     def from_trained(cls, net: TrainedNetwork) -> TableRow:
         return cls(net.job.tasks, net.job.size, net.val_loss, net.test_loss, net.cost, net.epochs_run,
-                   net.seconds)
+                   net.seconds, net.val_draws)
 
 
 @dataclass
@@ -63,6 +64,18 @@ class NetworkTable:
         ]
         problem = ExplicitProblem(tasks=self.tasks, objective="min_loss", networks=networks)
         return higher_order_approximation(problem) if self.method == "pairwise" else problem
+
+    def val_samples(self, cost: CostRule = "standley") -> list[ExplicitProblem]:
+        """The validation problem under each bootstrap draw of the rows' validation losses (empty when
+        the table was trained without ``val_draws``); HOA is re-derived per draw for a pairwise table."""
+        if any(row.val_draws is None for row in self.rows):
+            return []
+        draws = len(next(iter(self.rows[0].val_draws.values())))
+        samples = []
+        for k in range(draws):
+            rows = [replace(row, val_loss={t: v[k] for t, v in row.val_draws.items()}) for row in self.rows]
+            samples.append(NetworkTable(self.tasks, self.method, rows).to_problem("val", cost))
+        return samples
 
     def row(self, tasks: tuple[str, ...] | list[str], size: str = "full") -> TableRow:
         """The row training exactly ``tasks`` at ``size``."""

@@ -58,6 +58,10 @@ def finetune_seed(seed: int, subset: Sequence[str]) -> int:
     return zlib.crc32(f"warm_start:{seed}:{'+'.join(subset)}".encode())
 
 
+#: most bootstrap draws of the validation losses a table stores per row
+MAX_VAL_DRAWS = 1000
+
+
 def candidate_subsets(
     tasks: Sequence[str],
     subsets: Sequence[Sequence[str]] | None = None,
@@ -99,6 +103,7 @@ def warm_start_table(
     subsets: Sequence[Sequence[str]] | None = None,
     extra_subsets: Sequence[Sequence[str]] = (),
     half_singletons: bool = False,
+    val_draws: int = 0,
     workers: int | None = None,
     on_done: OnDone | None = None,
 ) -> NetworkTable:
@@ -114,12 +119,16 @@ def warm_start_table(
     The base runs train in this process, the fine-tuning runs in the process pool when ``workers`` > 1
     (:func:`train_all`); everything in this process runs on one torch thread, as each pool worker
     does, so the table is bit-identical whatever ``workers`` is. ``on_done`` sees the base runs and
-    then the fine-tuning runs.
+    then the fine-tuning runs. ``val_draws`` > 0 stores that many bootstrap means of each row's
+    validation losses (``TableRow.val_draws``; :meth:`NetworkTable.val_samples` turns them into problem
+    samples for :func:`grouping.selection.trust.selection_trust`).
 
     ``metadata["mtl_runs"]`` counts training compute in all-task runs: each run's optimizer steps times
     its measured inference cost, over the steps of the all-task run (``base`` is 1; ``finetune``,
     ``half_base``, ``half_finetune`` and their ``total``); validation and test passes are not counted.
     """
+    if not 0 <= val_draws <= MAX_VAL_DRAWS:
+        raise InputError("val_draws", f"must lie in [0, {MAX_VAL_DRAWS}], got {val_draws!r}")
     if workers is not None and workers < 1:
         raise InputError("workers", f"must be at least 1, got {workers}")
     if not (math.isfinite(finetune_epochs) and 0.0 <= finetune_epochs <= MAX_FINETUNE_EPOCHS):
@@ -138,7 +147,7 @@ def warm_start_table(
 
     def finetune(group: tuple[str, ...], width: float, start: str) -> NetworkJob:
         seed = finetune_seed(training.seed, group)
-        return NetworkJob(group, width, epochs, start=start, steps=steps, seed=seed)
+        return NetworkJob(group, width, epochs, start=start, steps=steps, seed=seed, val_draws=val_draws)
 
     jobs = [finetune(group, 1.0, "full") for group in groups]
     if half_singletons:
