@@ -5,5 +5,5 @@ from grouping.selection.budget import InfeasibleBudget, parse_budgets
 from grouping.selection.dispatch import SOLVERS, min_feasible_budget, solve, solve_curve
 from grouping.selection.trust import Trust, resampled_affinity, selection_trust
 
-__all__ = ["SOLVERS", "InfeasibleBudget", "Trust", "min_feasible_budget", "parse_budgets", "resampled_affinity",
-           "selection_trust", "solve", "solve_curve"]
+__all__ = ["SOLVERS", "InfeasibleBudget", "Trust", "min_feasible_budget", "parse_budgets",
+           "resampled_affinity", "selection_trust", "solve", "solve_curve"]
