@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from service.auth import KeyVerifier
 from service.db import make_engine, make_read_session_factory, make_session_factory
-from service.errors import install_error_handlers, problem_responses
+from service.errors import CatchAll, install_error_handlers, problem_responses
 from service.executor import CeleryExecutor, InProcessExecutor, JobExecutor
 from service.limits import BodyLimit
 from service.metrics import JobsCollector, RequestMetrics
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, executor: JobExecutor | None = 
     app.state.key_verifier = KeyVerifier(session_factory)
     app.state.rate_limiter = None
     install_error_handlers(app)
+    app.add_middleware(CatchAll)  # innermost: the metrics see its 500s
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(RequestMetrics)
     for router in (jobs.router, groupings.router, datasets.router):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from grouping.errors import InputError
@@ -31,6 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--pool",
         default=None,
         help="Celery pool (default: solo at concurrency 1, so SIGTERM requeues a running job; else prefork)",
+    )
+    worker.add_argument(
+        "--name",
+        default=None,
+        help="the worker's node name, NAME@HOST (Celery --hostname; %%h is this host's name). "
+        "Default: <first queue>-<process id>@%%h, unique among the workers of a host",
     )
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(handler=_worker)
@@ -100,6 +107,8 @@ def _worker(args: argparse.Namespace) -> int:
     app.worker_main(
         [
             "worker",
+            "--hostname",
+            args.name or default_worker_name(queues),
             "--queues",
             queues,
             "--concurrency",
@@ -115,6 +124,14 @@ def _worker(args: argparse.Namespace) -> int:
         ]
     )
     return 0
+
+
+def default_worker_name(queues: str, pid: int | None = None) -> str:
+    """``<first queue>-<pid>@%h``: distinct for every worker process of a host (Celery's own default,
+    ``celery@<host>``, is the same for all of them, so their jobs' histories and logs could not tell
+    them apart). In containers, whose processes share a pid, the host part (the container) differs."""
+    first = next((q.strip() for q in queues.split(",") if q.strip()), "worker")
+    return f"{first}-{pid if pid is not None else os.getpid()}@%h"
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -3,10 +3,15 @@
 Every error body has ``type``, ``title``, ``status`` and ``detail``; validation errors add ``field``
 (the first offending field, dotted) and ``errors`` (all of them, each ``{field, reason}``); library
 :class:`~grouping.errors.InputError` details (e.g. ``min_budget``) are merged into the body.
+
+An unexpected exception is answered by :class:`CatchAll` with a 500 problem body, logged with its
+traceback, and goes no further: the server neither sees it nor closes the client's keep-alive
+connection, which the client would otherwise find reset on its next request.
 """
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -14,8 +19,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from grouping.errors import InputError
+
+log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -133,4 +141,40 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        return problem(500, f"internal error ({type(exc).__name__}); see the server log")
+        # the last resort, for an error outside CatchAll (the server then closes the connection)
+        return internal_error(exc)
+
+
+def internal_error(exc: BaseException) -> JSONResponse:
+    """The 500 problem response of an unexpected exception (its type only: details stay in the log)."""
+    return problem(500, f"internal error ({type(exc).__name__}); see the server log")
+
+
+class CatchAll:
+    """ASGI middleware: an exception no handler turned into a response becomes a logged 500 problem
+    response, and is not raised further — so the server keeps the connection open for the client's
+    next request, as after any other response. An exception after the response has started (half a
+    body sent) is re-raised: only closing the connection can end that response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await internal_error(exc)(scope, receive, send)

@@ -4,12 +4,19 @@ A grouping is keyed by (job, method, solver, singletons, budget); budgets are ro
 ``2.5`` and ``2.5000000001`` share a row. Concurrent solvers of the same key are harmless: the
 insert skips a row that exists, and both return the same optimum. Solutions are stored (and returned)
 as :func:`service.jsonsafe.json_safe` documents: a non-finite number is ``null``.
+
+Bounded work: every solve goes through :func:`solve_timed`, which solves a budget above
+:func:`max_useful_budget` (n tasks times the largest network cost: no selection can spend more
+usefully) at that cap; a request's budgets share one total solve time (``per_budget_limit``); new
+groupings are written in batches of at most :data:`INSERT_ROWS` rows, every :data:`STORE_EVERY`
+solved budgets, so a long curve keeps what it has solved.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +26,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from grouping.errors import InputError
-from grouping.problem import parse_problem
+from grouping.problem import AffinityProblem, Problem, parse_problem
 from grouping.selection import InfeasibleBudget, solve
 from service.db import transaction
 from service.jsonsafe import json_safe
+from service.limits import check_problem_values
 from service.metrics import SOLVE_SECONDS
 from service.models import AffinityResult, Grouping, Job, NetworkTable
+
+#: most rows one INSERT carries (PostgreSQL allows 65,535 parameters per statement; a row has 10)
+INSERT_ROWS = 500
+#: solved budgets of a curve are written at least this often
+STORE_EVERY = 50
 
 
 @dataclass(frozen=True)
@@ -47,13 +60,38 @@ def default_budgets(n_tasks: int) -> list[float]:
     return [float(b) for b in range(1, max(n_tasks, 1) + 1)]
 
 
-def solve_timed(problem: Any, budget: float, solver: str, time_limit: float | None) -> dict[str, Any]:
-    """``solve(...).to_dict()`` with the solve time recorded in the ``solve_seconds`` metric."""
+def max_useful_budget(problem: Problem) -> float:
+    """The most a selection can spend usefully: every task is served by one network, so an optimal
+    selection needs at most n networks — at most the n most expensive candidates' cost (affinity
+    form: n times the dearest network size). Any larger budget has the same optimum."""
+    n = len(problem.tasks)
+    if isinstance(problem, AffinityProblem):
+        costs = getattr(problem, "network_costs", None) or {"full": float(problem.network_cost)}
+        return n * max(costs.values())
+    return float(sum(sorted((float(net.cost) for net in problem.networks), reverse=True)[:n]))
+
+
+def solve_timed(problem: Problem, budget: float, solver: str, time_limit: float | None) -> dict[str, Any]:
+    """``solve(...).to_dict()`` with the solve time recorded in the ``solve_seconds`` metric.
+
+    A budget above :func:`max_useful_budget` is solved at that cap (same optimum, and no solver
+    arithmetic on budgets such as 1e308); the solution reports the ``budget`` asked for."""
     started = time.perf_counter()
     try:
-        return solve(problem, budget, solver=solver, time_limit=time_limit).to_dict()
+        solution = solve(
+            problem, min(budget, max_useful_budget(problem)), solver=solver, time_limit=time_limit
+        ).to_dict()
+        return {**solution, "budget": budget}
     finally:
         SOLVE_SECONDS.labels(solver=solver).observe(time.perf_counter() - started)
+
+
+def per_budget_limit(time_limit: float, n_budgets: int, request_seconds: float | None) -> float:
+    """The time limit of each of ``n_budgets`` solves of one request: ``time_limit``, lowered so that
+    the limits sum to at most ``request_seconds`` (the request's total solve time; ``None``: no total)."""
+    if request_seconds is None:
+        return time_limit
+    return min(time_limit, request_seconds / max(n_budgets, 1))
 
 
 def read_stored(
@@ -88,11 +126,23 @@ def job_groupings(
     time_limit: float | None = None,
     project: str = "default",
     skip_infeasible: bool = False,
+    request_seconds: float | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[tuple[float, dict[str, Any], bool]]:
     """``(budget, solution, stored)`` per budget: read from the database, solving and storing the missing.
 
     Raises ``InfeasibleBudget`` (``min_budget`` in its details) for a budget below the cheapest
     covering, unless ``skip_infeasible``, where that budget's entry is an ``infeasible`` solution.
+
+    With ``request_seconds``, the missing budgets' solves share that total (see
+    :func:`per_budget_limit`); a solution cut short by a limit reduced below ``time_limit`` is
+    returned but not stored (the stored grouping is always what a full solve gives). New solutions
+    are stored in batches as they come (:data:`STORE_EVERY`); ``should_stop`` (the client went
+    away) is asked before each solve and ends the work there, keeping what was stored — the
+    result then lacks the unsolved budgets.
+
+    Raises ``InputError`` naming ``method`` when the stored table holds numbers beyond what the
+    solvers handle reliably (:func:`service.limits.check_problem_values`).
     """
     wanted = [budget_key(b) for b in budgets]
     with session_factory() as session:
@@ -124,22 +174,47 @@ def job_groupings(
         )
     fresh: dict[float, dict[str, Any]] = {}
     if missing:
+        try:
+            check_problem_values(table)
+        except InputError as exc:
+            raise InputError(
+                "method",
+                f"job {key.job_id}'s {key.method!r} table cannot be solved: {exc.field}: {exc.reason}",
+            ) from None
         problem = parse_problem(table)
-        for budget in dict.fromkeys(missing):
-            try:
-                fresh[budget] = json_safe(solve_timed(problem, budget, key.solver, time_limit))
-            except InfeasibleBudget as exc:
-                if not skip_infeasible:
-                    raise
-                fresh[budget] = {
-                    "status": "infeasible",
-                    "objective": None,
-                    "networks": [],
-                    "per_task": {},
-                    "min_budget": exc.details.get("min_budget"),
-                }
-        _store(session_factory, key, project, {b: s for b, s in fresh.items() if s["status"] != "infeasible"})
-    return [(b, stored[b], True) if b in stored else (b, fresh[b], False) for b in wanted]
+        todo = list(dict.fromkeys(missing))
+        full = time_limit
+        limit = per_budget_limit(full, len(todo), request_seconds) if full is not None else None
+        pending: dict[float, dict[str, Any]] = {}
+        try:
+            for budget in todo:
+                if should_stop is not None and should_stop():
+                    break
+                try:
+                    solution = json_safe(solve_timed(problem, budget, key.solver, limit))
+                except InfeasibleBudget as exc:
+                    if not skip_infeasible:
+                        raise
+                    solution = {
+                        "status": "infeasible",
+                        "objective": None,
+                        "networks": [],
+                        "per_task": {},
+                        "min_budget": exc.details.get("min_budget"),
+                    }
+                fresh[budget] = solution
+                if solution["status"] == "optimal" or (solution["status"] != "infeasible" and limit == full):
+                    pending[budget] = solution
+                if len(pending) >= STORE_EVERY:
+                    _store(session_factory, key, project, pending)
+                    pending = {}
+        finally:
+            _store(session_factory, key, project, pending)
+    return [
+        (b, stored[b], True) if b in stored else (b, fresh[b], False)
+        for b in wanted
+        if b in stored or b in fresh
+    ]
 
 
 def _store(
@@ -148,6 +223,8 @@ def _store(
     project: str,
     solutions: dict[float, dict[str, Any]],
 ) -> None:
+    """Insert ``solutions`` (skipping budgets stored meanwhile), :data:`INSERT_ROWS` rows per
+    statement, in one transaction."""
     if not solutions:
         return
     with transaction(session_factory) as session:
@@ -167,7 +244,10 @@ def _store(
             }
             for budget, solution in solutions.items()
         ]
-        session.execute(insert(Grouping).values(rows).on_conflict_do_nothing())
+        for start in range(0, len(rows), INSERT_ROWS):
+            session.execute(
+                insert(Grouping).values(rows[start : start + INSERT_ROWS]).on_conflict_do_nothing()
+            )
 
 
 def _finite(value: Any) -> float | None:

@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -174,8 +175,12 @@ def job_request(job: Job) -> JobCreate:
 
 
 def job_out(job: Job) -> JobOut:
-    """The API view of a job row (its request shown with the defaults filled in)."""
-    spec = job_request(job).model_dump(mode="json")
+    """The API view of a job row (its request shown with the defaults filled in; a request stored
+    before a validation rule tightened, which no longer validates, is shown as stored)."""
+    try:
+        spec = job_request(job).model_dump(mode="json")
+    except ValidationError:
+        spec = {"methods": [], **job.spec}
     queued = (
         ((job.started_at or job.finished_at) - job.created_at).total_seconds()
         if (job.started_at or job.finished_at)

@@ -4,12 +4,16 @@ PostgreSQL's ``json``/``jsonb`` types accept only standard JSON, which has no ``
 ``Infinity``; Python's ``json`` module writes those tokens anyway, so one non-finite float anywhere
 in a document made a whole write fail (and SQLite stored a document that the API could not send).
 :func:`json_safe` is applied to results, trajectories, metadata and solutions before they are
-written, so the same document is stored on every backend.
+written, so the same document is stored on every backend. :func:`dumps` is the database engines'
+JSON serializer (``service.db.make_engine``), so every JSON column write goes through it as well,
+whichever code path makes it.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,3 +41,35 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [json_safe(v) for v in value]
     raise TypeError(f"{type(value).__name__} is not JSON data")
+
+
+#: what :func:`dumps` writes for a character PostgreSQL's json types cannot hold
+REPLACEMENT = "\ufffd"
+#: U+0000 and lone UTF-16 surrogates: valid in Python text, refused by PostgreSQL's ``json``/``jsonb``
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def dumps(value: Any) -> str:
+    """The JSON text a database stores for ``value``: :func:`json_safe` (NaN and ±infinity become
+    ``null``, numpy/torch values plain numbers and lists), serialised as standard JSON.
+
+    A U+0000 character or a lone surrogate in a string or key — which no validated input carries, but
+    an error message quoting foreign data might — is written as U+FFFD, since PostgreSQL refuses
+    them in ``json``/``jsonb``; every other string is kept as is. Raises ``TypeError`` for values that
+    are not JSON data (see :func:`json_safe`).
+    """
+    data = json_safe(value)
+    text = json.dumps(data, allow_nan=False)
+    if "\\u0000" in text or "\\ud" in text:  # only then walk the document again (rare)
+        text = json.dumps(_storable(data), allow_nan=False)
+    return text
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return _UNSTORABLE.sub(REPLACEMENT, value)
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value

@@ -1,20 +1,37 @@
-"""Size limits of requests: body bytes (an ASGI middleware), tasks per job, problem size.
+"""Size limits of requests: body bytes (an ASGI middleware), tasks per job, problem size and values,
+budgets per request.
 
 Bodies: a request announcing more than its limit (``Content-Length``) is refused with 413 before
 it is read; one streaming more is cut off with 413 when the limit is crossed. ``POST /datasets``
 may carry ``max_upload_bytes`` (plus multipart framing); every other request ``max_body_bytes``.
+
+Problems: every number of a problem (affinity entries, losses, scores, costs) must be finite and at
+most :data:`MAX_MAGNITUDE` in magnitude, every string acceptable text (see ``service.schemas``).
+Budgets: one request asks for at most ``max_budgets`` budgets, whether as ``start:stop:step`` or as a
+comma-separated list (:func:`requested_budgets`).
 """
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from grouping.errors import InputError
+from grouping.problem import AffinityProblem, ExplicitProblem
+from grouping.selection import parse_budgets
 from service.errors import problem
+from service.schemas import text_problem
 from service.settings import Settings
+
+#: the members of a problem object that a problem form reads (``parse_problem`` ignores the others)
+PROBLEM_FIELDS = frozenset(ExplicitProblem.model_fields) | frozenset(AffinityProblem.model_fields)
+#: largest magnitude of a number in a problem: the solvers' floating-point tolerances hold with
+#: several orders of magnitude to spare here (they failed from about 1e10 on); rescale larger values
+MAX_MAGNITUDE = 1e6
 
 #: room for multipart boundaries and form fields around an upload
 MULTIPART_OVERHEAD = 64 * 1024
@@ -75,3 +92,83 @@ def check_problem_size(problem: dict[str, Any], settings: Settings) -> None:
     for field, (value, most, setting) in sizes.items():
         if isinstance(value, list | dict) and len(value) > most:
             raise InputError(field, f"{len(value)} entries; at most {most} ({setting})")
+
+
+def check_problem_values(problem: Any, field: str = "problem") -> None:
+    """``InputError`` naming the first offending item (e.g. ``problem.affinity.onto_row_from_column[0][1]``)
+    when a number anywhere in ``problem`` is not finite or exceeds :data:`MAX_MAGNITUDE` in magnitude,
+    or a string or key is not acceptable text (``service.schemas.text_problem``). Booleans and
+    ``null`` pass; the structure itself is left to ``parse_problem``. Of a problem object only the
+    members a problem form reads are checked: others, such as ``metadata``, are ignored by the
+    parser as well (a job's stored table carries its run's metadata: counts, timings)."""
+    if isinstance(problem, dict):
+        problem = {k: v for k, v in problem.items() if k in PROBLEM_FIELDS}
+    stack: list[tuple[str, Any]] = [(field, problem)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int | float):
+            if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
+                raise InputError(
+                    path, f"{value!r} is not a finite number of magnitude at most {MAX_MAGNITUDE:g}"
+                )
+        elif isinstance(value, str):
+            reason = text_problem(value)
+            if reason is not None:
+                raise InputError(path, reason)
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                reason = text_problem(str(key))
+                if reason is not None:
+                    raise InputError(path, f"a key {reason}")
+                stack.append((f"{path}.{key}", item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+
+
+def check_problem(problem: dict[str, Any], settings: Settings) -> None:
+    """Both checks of a posted problem, before it is parsed: :func:`check_problem_size`, then
+    :func:`check_problem_values`."""
+    check_problem_size(problem, settings)
+    check_problem_values(problem)
+
+
+def requested_budgets(budget: float | None, budgets: str | None, settings: Settings) -> list[float]:
+    """The budgets a request asks for: exactly one of ``budget`` (one budget) and ``budgets``
+    (``start:stop:step`` or a comma-separated list), else ``InputError`` on ``budget``. More than
+    ``max_budgets`` budgets, in either form, is an ``InputError`` on ``budgets`` — counted before a
+    range is expanded."""
+    if (budget is None) == (budgets is None):
+        raise InputError("budget", "give exactly one of budget=B or budgets=start:stop:step (or a list)")
+    if budget is not None:
+        return [budget]
+    count = _budget_count(budgets)
+    most = settings.max_budgets
+    if count is not None and count > most:
+        asked = "more than 10^100" if count >= _TOO_MANY else str(count)
+        raise InputError("budgets", f"{asked} budgets requested; at most {most} per request (max_budgets)")
+    return parse_budgets(budgets)
+
+
+def _budget_count(text: str) -> int | None:
+    """How many budgets ``text`` asks for (``None`` when it is malformed: ``parse_budgets`` says why)."""
+    parts = text.strip().split(":")
+    if len(parts) == 1:
+        return len([p for p in text.split(",") if p.strip()])
+    if len(parts) != 3:
+        return None
+    try:
+        start, stop, step = (Decimal(p.strip()) for p in parts)
+    except InvalidOperation:
+        return None
+    if not all(v.is_finite() for v in (start, stop, step)) or step <= 0 or stop < start:
+        return None
+    try:
+        return int((stop - start) / step) + 1
+    except ArithmeticError:  # the quotient overflows the decimal context: astronomically many
+        return _TOO_MANY
+
+
+#: the count of a range whose length overflows decimal arithmetic
+_TOO_MANY = 10**100

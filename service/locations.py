@@ -24,6 +24,8 @@ def allowed_location(location: str, roots: Sequence[Path], field: str = "locatio
         if parsed.netloc not in ("", "localhost"):
             raise InputError(field, f"file URIs must name a local file, not host {parsed.netloc!r}")
         path = Path(unquote(parsed.path))
+        if "\x00" in str(path):  # %00 decodes to NUL
+            raise InputError(field, "contains a NUL character")
     elif parsed.scheme:
         raise InputError(
             field, f"URI scheme {parsed.scheme!r} is not allowed; give a path under a dataset root"

@@ -46,6 +46,14 @@ class Settings(BaseSettings):
         default_factory=list, description="directories besides the uploads a dataset file may live in"
     )
     solve_time_limit: float = Field(60.0, gt=0, description="seconds a single grouping solve may take")
+    max_budgets: int = Field(
+        100, ge=1, description="most budgets one request may ask for (start:stop:step or a list)"
+    )
+    request_solve_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="seconds of solve time one request may use: its budgets' time limits sum to at most this",
+    )
     default_project: str = Field("default", description="the project of requests without an API key")
     require_api_keys: bool | None = Field(
         None, description="unset: required in server mode (a broker or a non-SQLite database), not embedded"

@@ -118,7 +118,8 @@ def make_key(settings: Settings, project: str) -> str:
 
 
 def service_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a child process use ``settings``."""
+    """The environment that makes a child process use ``settings`` (database, broker, queues, and the
+    timing and limit settings the reliability and hardening tests change)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGROUPER_")}
     env.update(
         {
@@ -130,6 +131,11 @@ def service_env(settings: Settings) -> dict[str, str]:
             "TASKGROUPER_HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
             "TASKGROUPER_STALE_AFTER": str(settings.stale_after),
             "TASKGROUPER_REAP_INTERVAL": str(settings.reap_interval),
+            "TASKGROUPER_REQUEUE_QUEUED_AFTER": str(settings.requeue_queued_after),
+            "TASKGROUPER_MAX_ATTEMPTS": str(settings.max_attempts),
+            "TASKGROUPER_SOLVE_TIME_LIMIT": str(settings.solve_time_limit),
+            "TASKGROUPER_MAX_BUDGETS": str(settings.max_budgets),
+            "TASKGROUPER_REQUEST_SOLVE_SECONDS": str(settings.request_solve_seconds),
         }
     )
     if settings.broker_url:

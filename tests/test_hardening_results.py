@@ -96,18 +96,16 @@ def test_a_trajectory_with_an_unmeasured_epoch_is_stored_with_null_on_postgres(s
 
 
 def test_results_that_cannot_be_stored_fail_the_job_with_the_reason(sessions, server_settings, monkeypatch):
-    """Without the JSON conversion, PostgreSQL refuses the NaN: the attempt must end the job ``failed``
-    naming why, with nothing half-written, rather than leave it ``running``."""
+    """A document the database write refuses (NaN no longer can be: the engines' JSON serializer
+    writes null; here a value that is not JSON data at all, which the serializer rejects at the
+    write): the attempt must end the job ``failed`` naming why, with nothing half-written, rather
+    than leave it ``running``."""
 
-    def keep_nan(value: Any) -> Any:  # numpy → lists, NaN kept: what the runner used to store
-        value = value.tolist() if hasattr(value, "tolist") else value
-        if isinstance(value, dict):
-            return {str(k): keep_nan(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [keep_nan(v) for v in value]
-        return value
+    def unstorable(value: Any) -> Any:  # every document the runner writes gains a non-JSON member
+        safe = json_safe(value)
+        return {**safe, "unstorable": complex(1, 2)} if isinstance(safe, dict) else safe
 
-    monkeypatch.setattr(runner, "json_safe", keep_nan)
+    monkeypatch.setattr(runner, "json_safe", unstorable)
     job_id = new_job(sessions, server_settings, NAN_EPOCH_JOB)
     assert run_job(job_id, sessions, settings=server_settings, worker="test") == "failed"
     with sessions() as session:

@@ -21,8 +21,10 @@ Contract of :func:`run_job`:
   a NaN, e.g. the trajectory point of an epoch with no measured step, becomes ``null``). Should the
   results still fail to be written (after one retry when the database connection failed), the job
   ends ``failed`` with the reason instead of staying ``running``;
-* bad input ends the job ``failed`` with ``error = {field, reason}``; an unexpected exception
-  ends it ``failed`` with the exception's type and message (the traceback goes to the log);
+* bad input (an ``InputError``, or a stored request that no longer validates) ends the job
+  ``failed`` with ``error = {field, reason}``; an unexpected exception ends it ``failed`` with the
+  exception's type and message (the traceback goes to the log). Either way one structured log line
+  names the job, the field and the reason (:func:`log_job_failure`);
 * the attempt cap: a job that lost its previous attempt (a ``running`` row with a stale heartbeat,
   or a ``queued`` row whose last attempt recorded no outcome, as an embedded restart leaves it)
   and was already claimed ``max_attempts`` times is set ``failed`` instead of being claimed
@@ -35,6 +37,7 @@ Contract of :func:`run_job`:
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import socket
@@ -44,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
@@ -55,6 +59,7 @@ from grouping.problem import parse_problem
 from grouping.training import Cancelled
 from grouping.training.checkpoint import FILENAME as CHECKPOINT_FILENAME
 from service.db import transaction
+from service.errors import field_path
 from service.jsonsafe import json_safe
 from service.locations import allowed_location
 from service.models import AffinityResult, Dataset, Grouping, Job, NetworkTable, utcnow
@@ -114,13 +119,35 @@ def run_job(
                 return finish.requeue()
             return finish("cancelled")
         except InputError as exc:
-            return finish("failed", error={"field": exc.field, "reason": exc.reason})
+            error = {"field": exc.field, "reason": exc.reason}
+            log_job_failure(job_id, error)
+            return finish("failed", error=error)
+        except ValidationError as exc:  # a request stored before a validation rule tightened
+            first = exc.errors()[0] if exc.errors() else {}
+            error = {"field": field_path(first.get("loc", ())), "reason": str(first.get("msg", exc))}
+            log_job_failure(job_id, error)
+            return finish("failed", error=error)
         except Exception as exc:
-            log.exception("job %s failed", job_id)
-            return finish(
-                "failed", error={"field": None, "reason": f"internal error: {type(exc).__name__}: {exc}"}
-            )
+            error = {"field": None, "reason": f"internal error: {type(exc).__name__}: {exc}"}
+            log_job_failure(job_id, error, exc_info=True)
+            return finish("failed", error=error)
         return finish("succeeded", run=run)
+
+
+def log_job_failure(job_id: str, error: dict[str, Any], *, exc_info: bool = False) -> None:
+    """Log a job that failed, as one line of ``key=value`` pairs —
+    ``job failed job_id=<id> field=<field> reason="<reason>"`` (the reason JSON-quoted, so the line
+    stays one line) — with ``job_id``, ``field`` and ``reason`` also set as attributes of the log
+    record for structured handlers; with ``exc_info`` the traceback follows."""
+    field, reason = error.get("field"), str(error.get("reason", ""))
+    log.warning(
+        "job failed job_id=%s field=%s reason=%s",
+        job_id,
+        field or "-",
+        json.dumps(reason, ensure_ascii=False),
+        exc_info=exc_info,
+        extra={"job_id": job_id, "field": field, "reason": reason},
+    )
 
 
 def dataset_spec(

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 from grouping.errors import InputError
-from service.datasets import register_location, store_upload
+from service.datasets import discard_upload, register_location, store_upload
 from service.db import transaction
 from service.errors import ApiError, problem_responses
 from service.models import Dataset
 from service.routes import deps
-from service.schemas import DatasetOut
+from service.schemas import DatasetOut, LongText, Name
 from service.settings import Settings
 
 router = APIRouter(tags=["datasets"])
@@ -49,12 +49,10 @@ async def upload_dataset(
     settings: Annotated[Settings, Depends(deps.settings)],
     file: Annotated[UploadFile | None, File(description="a .parquet, .csv or .npz file")] = None,
     location: Annotated[
-        str | None,
-        Form(
-            max_length=4096, description="instead of a file: the path of one under a configured dataset root"
-        ),
+        LongText | None,
+        Form(description="instead of a file: the path of one under a configured dataset root"),
     ] = None,
-    name: Annotated[str | None, Form(max_length=255)] = None,
+    name: Annotated[Name | None, Form(description="a label (default: the file's name)")] = None,
 ) -> DatasetOut:
     """Register a dataset — an uploaded file, or a file already under one of the server's
     ``dataset_roots`` — and use its ``id`` as a job's ``dataset`` (with ``tasks`` naming its columns)."""
@@ -74,8 +72,13 @@ async def upload_dataset(
         row = await run_in_threadpool(
             register_location, location, roots=settings.dataset_roots, project=project, name=name
         )
-    with transaction(sessions) as session:
-        session.add(row)
+    try:
+        with transaction(sessions) as session:
+            session.add(row)
+    except BaseException:
+        if file is not None:
+            discard_upload(row)  # no row, no file: a failed registration leaves nothing behind
+        raise
     response.headers["Location"] = f"/datasets/{row.id}"
     return dataset_out(row)
 
@@ -83,7 +86,9 @@ async def upload_dataset(
 @router.get(
     "/datasets/{dataset_id}", response_model=DatasetOut, responses=problem_responses({404: "no such dataset"})
 )
-def get_dataset(dataset_id: str, sessions: Sessions, project: Project) -> DatasetOut:
+def get_dataset(
+    dataset_id: Annotated[Name, Path(description="the dataset's id")], sessions: Sessions, project: Project
+) -> DatasetOut:
     """An uploaded dataset's inferred schema: per column its dtype, shape, missing and distinct values."""
     with sessions() as session:
         row = session.get(Dataset, dataset_id)

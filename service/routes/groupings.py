@@ -1,24 +1,48 @@
 """``/groupings``: the optimal grouping of a finished job at a budget (stored after the first solve),
-and ad-hoc solves of a problem sent in the body."""
+and ad-hoc solves of a problem sent in the body.
+
+Each request's solve work is bounded: at most ``max_budgets`` budgets in any form, and the time limits
+of its solves sum to at most ``request_solve_seconds`` (each also at most ``solve_time_limit``).
+When the client disconnects, no further budget is solved.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 from grouping.errors import InputError
 from grouping.problem import parse_problem
-from grouping.selection import parse_budgets
 from service import jobs
 from service.errors import input_error_response, problem_responses
-from service.groupings import GroupingKey, budget_key, job_groupings, read_stored, solve_timed
-from service.limits import check_problem_size
+from service.groupings import (
+    GroupingKey,
+    budget_key,
+    job_groupings,
+    per_budget_limit,
+    read_stored,
+    solve_timed,
+)
+from service.limits import check_problem, requested_budgets
 from service.routes import deps
 from service.routes.jobs import require_succeeded
-from service.schemas import GroupingCurve, GroupingOut, Singletons, SolutionOut, Solver, SolveRequest
+from service.schemas import (
+    GroupingCurve,
+    GroupingOut,
+    LongText,
+    Name,
+    Singletons,
+    SolutionOut,
+    Solver,
+    SolveRequest,
+)
 from service.settings import Settings
 
 router = APIRouter(tags=["groupings"])
@@ -26,33 +50,68 @@ ERRORS = problem_responses(
     {
         404: "no such job",
         409: "the job has not succeeded",
-        422: "bad parameter, or a budget below the minimum feasible (min_budget)",
+        422: "bad parameter, too many budgets (max_budgets), or a budget below the minimum feasible "
+        "(min_budget)",
     }
 )
+#: seconds between checks whether the client of a long solve is still connected
+DISCONNECT_POLL = 0.5
+
+
+@asynccontextmanager
+async def client_watch(request: Request) -> AsyncIterator[threading.Event]:
+    """An event set once the client of ``request`` has disconnected, for work running in a thread
+    to ask between steps; polled every :data:`DISCONNECT_POLL` seconds while the block runs."""
+    gone = threading.Event()
+
+    async def watch() -> None:
+        while not gone.is_set():
+            if await request.is_disconnected():
+                gone.set()
+                return
+            await asyncio.sleep(DISCONNECT_POLL)
+
+    task = asyncio.create_task(watch())
+    try:
+        yield gone
+    finally:
+        task.cancel()
 
 
 @router.get("/groupings", response_model=GroupingOut | GroupingCurve, responses=ERRORS)
-def get_groupings(
+async def get_groupings(
+    request: Request,
     response: Response,
     sessions: Annotated[sessionmaker[Session], Depends(deps.session_factory)],
     reads: Annotated[sessionmaker[Session], Depends(deps.read_session_factory)],
     project: Annotated[str, Depends(deps.project)],
     settings: Annotated[Settings, Depends(deps.settings)],
-    job_id: str,
+    job_id: Annotated[Name, Query(description="the succeeded job whose network table is solved")],
     budget: Annotated[
-        float | None, Query(gt=0, allow_inf_nan=False, description="networks' cost budget")
+        float | None,
+        Query(
+            gt=0,
+            allow_inf_nan=False,
+            description="networks' cost budget (one above n tasks x the largest network cost is solved "
+            "at that cap)",
+        ),
     ] = None,
-    budgets: Annotated[str | None, Query(description="a range start:stop:step, e.g. 1:5:0.5")] = None,
-    method: Annotated[str | None, Query(description="affinity method (default: the job's first)")] = None,
+    budgets: Annotated[
+        LongText | None,
+        Query(description="a range start:stop:step, e.g. 1:5:0.5, or a list 1,2,4 (at most max_budgets)"),
+    ] = None,
+    method: Annotated[Name | None, Query(description="affinity method (default: the job's first)")] = None,
     solver: Solver = "bip",
     singletons: Singletons = "forbid",
 ) -> GroupingOut | GroupingCurve:
     """The job's optimal grouping at ``budget`` (or the curve over ``budgets``), in the selection JSON."""
-    if (budget is None) == (budgets is None):
-        raise InputError("budget", "give exactly one of budget=B or budgets=start:stop:step")
-    wanted = [budget] if budget is not None else parse_budgets(budgets)
-    with reads() as session:
-        job, stored = read_stored(session, job_id, solver, singletons, wanted)
+    wanted = requested_budgets(budget, budgets, settings)
+
+    def read() -> tuple:
+        with reads() as session:
+            return read_stored(session, job_id, solver, singletons, wanted)
+
+    job, stored = await run_in_threadpool(read)
     job = jobs.owned(job, job_id, project)
     require_succeeded(job)
     methods = jobs.job_request(job).methods
@@ -63,15 +122,19 @@ def get_groupings(
     if all(k in stored for k in keys):
         results = [(b, stored[(m, b)], True) for m, b in keys]
     else:
-        results = job_groupings(
-            sessions,
-            GroupingKey(job_id, method, solver, singletons),
-            wanted,
-            time_limit=settings.solve_time_limit,
-            project=project,
-            skip_infeasible=budget is None,
-        )
-    if budget is not None:
+        async with client_watch(request) as gone:
+            results = await run_in_threadpool(
+                job_groupings,
+                sessions,
+                GroupingKey(job_id, method, solver, singletons),
+                wanted,
+                time_limit=settings.solve_time_limit,
+                project=project,
+                skip_infeasible=budget is None,
+                request_seconds=settings.request_solve_seconds,
+                should_stop=gone.is_set,
+            )
+    if budget is not None and results:
         [(b, solution, stored)] = results
         response.headers["X-Grouping-Stored"] = str(stored).lower()
         return GroupingOut(
@@ -96,25 +159,30 @@ def get_groupings(
 
 @router.post("/groupings", response_model=SolutionOut | GroupingCurve, responses=ERRORS)
 async def solve_problem(
+    request: Request,
     body: SolveRequest,
     settings: Annotated[Settings, Depends(deps.settings)],
     _project: Annotated[str, Depends(deps.project)],
 ) -> SolutionOut | GroupingCurve:
     """Solve a problem sent in the body (explicit networks or an affinity matrix); nothing is
-    trained or stored."""
-    if (body.budget is None) == (body.budgets is None):
-        raise InputError("budget", "give exactly one of budget or budgets")
-    check_problem_size(body.problem, settings)
+    trained or stored. Every number of the problem must be finite and at most 1e6 in magnitude."""
+    wanted = requested_budgets(body.budget, body.budgets, settings)
+    check_problem(body.problem, settings)
     try:
         problem = parse_problem(body.problem)
     except InputError as exc:
         return input_error_response(exc, prefix="problem.")
-    limit = min(body.time_limit or settings.solve_time_limit, settings.solve_time_limit)
-    if body.budget is not None:
-        solution = await run_in_threadpool(solve_timed, problem, body.budget, body.solver, limit)
-        return SolutionOut(**{**solution, "budget": body.budget})
-    curve = []
-    for b in parse_budgets(body.budgets):
-        solution = await run_in_threadpool(solve_timed, problem, b, body.solver, limit)
-        curve.append(SolutionOut(**{**solution, "budget": b}))
-    return GroupingCurve(solver=body.solver, curve=curve)
+    distinct = list(dict.fromkeys(wanted))
+    asked = min(body.time_limit or settings.solve_time_limit, settings.solve_time_limit)
+    limit = per_budget_limit(asked, len(distinct), settings.request_solve_seconds)
+    solutions: dict[float, dict] = {}
+    async with client_watch(request) as gone:
+        for b in distinct:
+            if gone.is_set():
+                break
+            solutions[b] = await run_in_threadpool(solve_timed, problem, b, body.solver, limit)
+    if body.budget is not None and solutions:
+        return SolutionOut(**solutions[body.budget])
+    return GroupingCurve(
+        solver=body.solver, curve=[SolutionOut(**solutions[b]) for b in wanted if b in solutions]
+    )

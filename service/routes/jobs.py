@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,7 +15,7 @@ from service.executor import JobExecutor
 from service.limits import check_job_size
 from service.models import AffinityResult, Job
 from service.routes import deps
-from service.schemas import JobCreate, JobOut, JobPage, JobStatus
+from service.schemas import JobCreate, JobOut, JobPage, JobStatus, Name
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ MAX_OFFSET = 2**62
 router = APIRouter(tags=["jobs"])
 Sessions = Annotated[sessionmaker[Session], Depends(deps.session_factory)]
 Project = Annotated[str, Depends(deps.project)]
+JobId = Annotated[Name, Path(description="the job's id")]
 
 
 @router.post(
@@ -45,7 +46,7 @@ def submit_job(
     project: Project,
     executor: Annotated[JobExecutor, Depends(deps.executor)],
     settings: Annotated[Settings, Depends(deps.settings)],
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: Annotated[Name | None, Header()] = None,
 ) -> JobOut:
     """Queue an affinity run. Only ``dataset`` is required; an ``Idempotency-Key`` makes retries safe:
     a retry replays the job the key created — unless the server could not queue it (503), in which
@@ -105,7 +106,7 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=problem_responses({404: "no such job"}))
-def get_job(job_id: str, sessions: Sessions, project: Project) -> JobOut:
+def get_job(job_id: JobId, sessions: Sessions, project: Project) -> JobOut:
     """A job's status, progress (fraction, epoch, step, ETA), timings, device and error."""
     return jobs.job_out(jobs.get_job(sessions, job_id, project))
 
@@ -116,7 +117,7 @@ def get_job(job_id: str, sessions: Sessions, project: Project) -> JobOut:
     response_model=JobOut,
     responses=problem_responses({404: "no such job", 409: "the job has ended"}),
 )
-def cancel_job(job_id: str, sessions: Sessions, project: Project) -> JobOut:
+def cancel_job(job_id: JobId, sessions: Sessions, project: Project) -> JobOut:
     """Cancel a queued job at once, or a running one at its next training step."""
     return jobs.job_out(jobs.cancel_job(sessions, job_id, project))
 
@@ -125,7 +126,7 @@ def cancel_job(job_id: str, sessions: Sessions, project: Project) -> JobOut:
     "/jobs/{job_id}/affinity",
     responses=problem_responses({404: "no such job", 409: "the job has not succeeded"}),
 )
-def get_affinity(job_id: str, sessions: Sessions, project: Project) -> dict:
+def get_affinity(job_id: JobId, sessions: Sessions, project: Project) -> dict:
     """Per method: the affinity matrix (``onto_row_from_column``), its per-epoch trajectory, run metadata."""
     job = jobs.get_job(sessions, job_id, project)
     require_succeeded(job)
