@@ -15,14 +15,18 @@ from __future__ import annotations
 import math
 
 from grouping.candidates import CandidateTable
+from grouping.selection.branch_and_bound import table_lower_bound
 from grouping.selection.budget import CostScale, cheapest_cover
 from grouping.selection.mip import has_solution, new_scip, solve_exact
-from grouping.selection.result import RawSolution, serve_best
+from grouping.selection.result import RawSolution, serve_best, settle_bound
 
 
 def solve_table_bip(table: CandidateTable, scale: CostScale, budget_units: int,
                     time_limit: float | None) -> RawSolution:
-    """Optimal (or, at the time limit, best found) selection from an explicit candidate table."""
+    """Optimal (or, at the time limit, best found) selection from an explicit candidate table.
+
+    Every answer carries a finite proven lower bound no greater than its loss total: SCIP's dual
+    bound, or at the time limit at least the search-free :func:`table_lower_bound`."""
     solver = new_scip(time_limit)
     affordable = [n for n in range(len(table)) if scale.units(table.costs[n]) <= budget_units]
     x = {n: solver.BoolVar(f"x{n}") for n in affordable}
@@ -41,4 +45,6 @@ def solve_table_bip(table: CandidateTable, scale: CostScale, budget_units: int,
     else:  # time limit before any incumbent: the cheapest covering is within budget by the caller's check
         chosen = cheapest_cover(table, scale)[1]
     optimal = status == solver.OPTIMAL
-    return RawSolution("optimal" if optimal else "feasible", serve_best(table, chosen), bound)
+    raw = RawSolution("optimal" if optimal else "feasible", serve_best(table, chosen), bound)
+    # stopped by the time limit, SCIP may have no finite dual bound yet (e.g. still in presolve)
+    return settle_bound(raw, table_lower_bound(table, scale, budget_units))

@@ -21,8 +21,8 @@ import time
 import numpy as np
 
 from grouping.candidates import CandidateTable
-from grouping.selection.budget import CostScale
-from grouping.selection.result import RawSolution, serve_best
+from grouping.selection.budget import CostScale, cheapest_cover
+from grouping.selection.result import RawSolution, serve_best, settle_bound
 
 #: relative tolerance when comparing a bound with the incumbent
 _EPS = 1e-12
@@ -98,16 +98,29 @@ class _Search:
         return float(max(reachable.sum(), upper.sum() - knapsack))
 
 
+def table_lower_bound(table: CandidateTable, scale: CostScale, budget_units: int) -> float:
+    """A proven lower bound on the loss total of every selection within ``budget_units``, without
+    search: the root bound of the module docstring (each task at its best affordable loss, tightened by
+    the fractional-knapsack bound on what the budget can buy). ``inf`` if no affordable selection
+    serves every task. Costs O(networks x tasks), so it is available even when a solver's time limit
+    ends before its own bound exists."""
+    units = np.array([scale.units(c) for c in table.costs], dtype=np.int64)
+    start = np.full(len(table.tasks), np.inf)
+    return _Search.bound(start, np.asarray(table.loss, dtype=float), units, budget_units)
+
+
 def solve_table_branch_and_bound(table: CandidateTable, scale: CostScale, budget_units: int,
                                  time_limit: float | None) -> RawSolution:
-    """Optimal selection by Algorithm 1; at the time limit, the incumbent with the root bound."""
+    """Optimal selection by Algorithm 1; at the time limit, the incumbent (or, before there is one,
+    the cheapest covering) with the search-free :func:`table_lower_bound`."""
     units = np.array([scale.units(c) for c in table.costs])
     deadline = None if time_limit is None else time.monotonic() + time_limit
     search = _Search(table, units, deadline)
     start = np.full(len(table.tasks), np.inf)
     search.run(np.arange(len(table)), [], start, budget_units)
-    affordable = table.loss[units <= budget_units]
-    root_bound = float(affordable.min(axis=0).sum())
     status = "feasible" if search.timed_out else "optimal"
-    bound = root_bound if search.timed_out else float(search.best_value)
-    return RawSolution(status, serve_best(table, search.best), bound)
+    bound = table_lower_bound(table, scale, budget_units) if search.timed_out else float(search.best_value)
+    # the time limit may strike before the search completes any covering (a busy machine): then the
+    # cheapest covering, which the caller checked to be within the budget
+    chosen = search.best if np.isfinite(search.best_value) else cheapest_cover(table, scale)[1]
+    return settle_bound(RawSolution(status, serve_best(table, chosen), bound), bound)

@@ -49,7 +49,7 @@ from grouping.selection.budget import CostScale
 from grouping.selection.mip import has_solution, new_scip, solve_exact
 from grouping.selection.partition_search import good_partitions, partition_value
 from grouping.selection.pricing import GroupPricer, PricingTimeout, TooManyGroups, greedy_groups
-from grouping.selection.result import RawSolution, Selected
+from grouping.selection.result import RawSolution, Selected, settle_bound
 
 #: groups added per pricing round (best reduced cost first)
 COLUMNS_PER_ROUND = 60
@@ -164,7 +164,8 @@ def solve_affinity(problem: AffinityProblem, scale: CostScale, budget_units: int
     covering), as in the module docstring.
 
     With a time limit, column generation stops after ``CG_TIME_SHARE`` of it and the integer master
-    gets the rest; the reported bound is then the best Lagrangian bound (status ``feasible``).
+    gets the rest; the reported bound is then the best Lagrangian bound (status ``feasible``), never
+    worse than the search-free ``sum_i max_j A[i][j]`` and never on the wrong side of the objective.
     """
     started = time.monotonic()
     deadline = None if time_limit is None else started + time_limit
@@ -224,5 +225,6 @@ def solve_affinity(problem: AffinityProblem, scale: CostScale, budget_units: int
     if not chosen or start_value > value + tol * n:  # the time limit cut the master short of its start
         chosen, proven, value = incumbent, False, start_value
     optimal = proven and bound - value <= tol * n
-    return RawSolution("optimal" if optimal else "feasible", _selection(problem, a, chosen),
-                       -value if optimal else -bound)
+    raw = RawSolution("optimal" if optimal else "feasible", _selection(problem, a, chosen),
+                      -value if optimal else -bound)
+    return settle_bound(raw, -_trivial_bound(a, problem.serves_alone))

@@ -29,6 +29,30 @@ class RawSolution:
     bound: float | None
 
 
+def selection_value(networks: Sequence[Selected]) -> float:
+    """The loss total (minimisation form) of a selection: the sum of what its networks serve."""
+    return float(sum(v for net in networks for v in net.serves.values()))
+
+
+def settle_bound(raw: RawSolution, fallback: float) -> RawSolution:
+    """``raw`` with a bound that is always present and on the right side of its objective.
+
+    ``fallback`` must be a proven lower bound on the loss total that needs no search (e.g.
+    :func:`grouping.selection.branch_and_bound.table_lower_bound`). The result's bound is the larger
+    of ``fallback`` and the solver's own bound (when that is finite), capped at the returned
+    selection's value: that selection is feasible, so the optimum lies between the two and the cap
+    only removes floating-point overshoot. With no networks the raw solution is returned unchanged;
+    should no bound be finite (only when the sums overflow a float) the bound is ``None``.
+    """
+    if not raw.networks:
+        return raw
+    value = selection_value(raw.networks)
+    bound = fallback if raw.bound is None or not math.isfinite(raw.bound) else max(raw.bound, fallback)
+    if not (math.isfinite(bound) and math.isfinite(value)):
+        return RawSolution(raw.status, raw.networks, None)
+    return RawSolution(raw.status, raw.networks, min(bound, value))
+
+
 def serve_best(table: CandidateTable, chosen: Sequence[int]) -> list[Selected]:
     """Serve each task from the chosen network with its lowest loss (Standley's ``min_{n in S} L(n, t)``)."""
     serves: dict[int, dict[int, float]] = {n: {} for n in chosen}
