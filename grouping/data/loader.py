@@ -7,6 +7,7 @@ import torch
 
 from grouping.data.builtin import BUILTIN_DATASETS, RawData
 from grouping.data.dataset import Dataset, Split
+from grouping.data.features import encode_categorical, is_categorical
 from grouping.data.location import resolve_local
 from grouping.data.readers import read_table
 from grouping.data.spec import DatasetSpec, TaskSpec
@@ -16,9 +17,10 @@ from grouping.errors import InputError
 
 
 def load_dataset(spec: DatasetSpec) -> Dataset:
-    """Load and validate ``spec``. Inputs are standardised with training-split statistics (per
-    feature for tabular data, one scalar for images). Raises ``InputError`` naming the field or column
-    and the cause."""
+    """Load and validate ``spec``. Text feature columns are one-hot encoded
+    (:mod:`grouping.data.features`; ``Dataset.feature_names`` then lists one ``column=value`` per
+    category). Inputs are standardised with training-split statistics (per feature for tabular data,
+    one scalar for images). Raises ``InputError`` naming the field or column and the cause."""
     builtin = BUILTIN_DATASETS.get(spec.source)
     if builtin is not None:
         raw = builtin.build(spec.options)
@@ -44,8 +46,7 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
         )
         for task in tasks
     }
-    feature_names = _feature_names(spec, raw, tasks)
-    x, input_kind = _features(table, feature_names, raw.input_kind)
+    x, input_kind, feature_names = _features(table, _feature_names(spec, raw, tasks), raw.input_kind)
     x = _standardise(x, rows["train"], input_kind)
     splits = {name: _split(x, encodings, rows[name]) for name in SPLIT_NAMES}
     return Dataset(
@@ -87,7 +88,12 @@ def _feature_names(spec: DatasetSpec, raw: RawData, tasks: list[TaskSpec]) -> li
     return names
 
 
-def _features(table: dict[str, np.ndarray], names: list[str], kind: str) -> tuple[np.ndarray, str]:
+def _features(
+    table: dict[str, np.ndarray], names: list[str], kind: str
+) -> tuple[np.ndarray, str, list[str]]:
+    """The input matrix, its kind and the feature names: a numeric column or array keeps its name, a
+    text column is one-hot encoded (:mod:`grouping.data.features`) into one ``column=value`` per
+    category; one array of rank ≥ 3 is an image stack."""
     arrays = [_column(table, name, "dataset.features") for name in names]
     if len(arrays) == 1 and arrays[0].ndim >= 3:
         x = arrays[0]
@@ -95,28 +101,43 @@ def _features(table: dict[str, np.ndarray], names: list[str], kind: str) -> tupl
             x = x[:, None]
         if x.ndim != 4:
             raise InputError("dataset.features", f"image array {names[0]!r} must be rows×H×W or rows×C×H×W")
-        kind = "image"
-    elif any(arr.ndim >= 3 for arr in arrays):
+        return _finite(_numeric(x, names[0]), list(names), "image"), "image", list(names)
+    if any(arr.ndim >= 3 for arr in arrays):
         raise InputError("dataset.features", "an image array must be the only feature")
-    else:
-        kind = "tabular"
-        x = np.column_stack([arr if arr.ndim == 2 else arr[:, None] for arr in arrays])
+    blocks, owners, out_names = [], [], []
+    for name, arr in zip(names, arrays, strict=True):
+        if is_categorical(arr):
+            block, indicators = encode_categorical(name, arr)
+            out_names.extend(indicators)
+        else:
+            block = _numeric(arr if arr.ndim == 2 else arr[:, None], name)
+            out_names.append(name)
+        blocks.append(block)
+        owners.extend([name] * block.shape[1])
+    x = np.concatenate(blocks, axis=1)
+    return _finite(x, owners, "tabular"), "tabular", out_names
+
+
+def _numeric(values: np.ndarray, name: str) -> np.ndarray:
     try:
-        x = x.astype(np.float32)
+        return values.astype(np.float32)
     except (TypeError, ValueError):
-        bad = next(
-            n
-            for n, a in zip(names, arrays, strict=True)
-            if not np.issubdtype(a.dtype, np.number) and a.dtype != bool
-        )
-        raise InputError("dataset.features", f"feature column {bad!r} is not numeric") from None
+        raise InputError(
+            "dataset.features",
+            f"feature column {name!r} is not numeric and is not a text column that can be one-hot encoded "
+            f"(dtype {values.dtype}, shape {values.shape})",
+        ) from None
+
+
+def _finite(x: np.ndarray, owners: list[str], kind: str) -> np.ndarray:
+    """``x`` if every value is finite; ``owners[j]`` names the feature of column ``j`` (tabular)."""
     if not np.isfinite(x).all():
         where = np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0]
-        col = names[0] if kind == "image" or len(names) != x.shape[1] else names[where[1]]
+        col = owners[0] if kind == "image" else owners[where[1]]
         raise InputError(
             "dataset.features", f"feature {col!r} has NaN or infinite values (first at row {where[0]})"
         )
-    return x, kind
+    return x
 
 
 def _standardise(x: np.ndarray, train: np.ndarray, kind: str) -> np.ndarray:

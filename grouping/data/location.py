@@ -15,7 +15,8 @@ FORMATS: dict[str, str] = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv
 def resolve_local(source: str) -> tuple[Path, str]:
     """The local path of ``source`` and its format (``parquet``, ``csv`` or ``npz``).
 
-    Raises ``InputError`` on ``source`` for an unsupported URI scheme, a missing file or an unknown suffix.
+    Raises ``InputError`` on ``source`` for an unsupported URI scheme, a directory, a missing file or an
+    unknown suffix.
     """
     parsed = urlparse(source)
     if parsed.scheme == "file":
@@ -28,6 +29,11 @@ def resolve_local(source: str) -> tuple[Path, str]:
         )
     else:
         path = Path(source).expanduser()
+    if path.is_dir():
+        raise InputError(
+            "dataset.source",
+            f"{str(path)!r} is a directory; give a .parquet, .csv or .npz file (or a built-in dataset name)",
+        )
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InputError(

@@ -114,4 +114,27 @@ def validated(model: type[BaseModel], data: Any, field: str) -> Any:
         first = exc.errors()[0]
         where = ".".join([field, *(str(part) for part in first["loc"])])
         reason = first["msg"].removeprefix("Value error, ")
+        value = first.get("input")
+        if isinstance(value, float) and not math.isfinite(value):
+            # pydantic compares NaN with the bounds ("should be <= 10"): say what is wrong
+            reason = f"must be {_finite_number(model, first['loc'])}, got {value}"
         raise InputError(where, reason) from None
+
+
+def _finite_number(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """``"a finite positive number <= 10"``: the bounds of the top-level field ``loc[0]`` of ``model``
+    (just ``"a finite number"`` for a nested or unbounded field)."""
+    info = model.model_fields.get(str(loc[0])) if len(loc) == 1 else None
+    bounds: dict[str, float] = {}
+    for item in info.metadata if info is not None else []:
+        for name in ("gt", "ge", "lt", "le"):
+            if getattr(item, name, None) is not None:
+                bounds[name] = getattr(item, name)
+    words = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    adjective = ""
+    if bounds.get("gt") == 0:
+        adjective, bounds = "positive ", {k: v for k, v in bounds.items() if k != "gt"}
+    elif bounds.get("ge") == 0:
+        adjective, bounds = "non-negative ", {k: v for k, v in bounds.items() if k != "ge"}
+    limits = " and ".join(f"{words[k]} {v:g}" for k, v in bounds.items())
+    return f"a finite {adjective}number" + (f" {limits}" if limits else "")

@@ -1,6 +1,7 @@
 """Check and encode one task's target column.
 
-binary -> float 0/1 (the two values in sorted order); multiclass -> int64 class index (classes sorted);
+binary -> float 0/1 (the two values in sorted order); multiclass -> int64 class index (classes sorted;
+a continuous float column, or more than ``MAX_CLASSES`` classes, is refused);
 regression -> float32 standardised with the training rows' mean and standard deviation, so tasks on
 different scales train at comparable step sizes (TAG's ratio in eq. 1 is scale-free anyway).
 """
@@ -14,6 +15,11 @@ import pandas as pd
 
 from grouping.data.spec import TaskSpec
 from grouping.errors import InputError
+
+#: most classes a multiclass target may have
+MAX_CLASSES = 1000
+#: most distinct values a float multiclass target with non-integer values may have (more: continuous)
+MAX_FLOAT_CLASSES = 100
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,8 @@ def encode_target(task: TaskSpec, values: np.ndarray, train_rows: np.ndarray) ->
     except TypeError:  # mixed value types do not sort; order them by their text
         codes, uniques = pd.factorize(values.astype(str), sort=True)
     classes = uniques.tolist()
+    if task.type == "multiclass":
+        _check_class_count(task, values, len(classes), field)
     if len(classes) < 2:
         kind = "constant" if task.type == "binary" else "a multiclass column with one class"
         raise InputError(field, f"target column {task.column!r} is {kind} ({classes[0]!r}); nothing to learn")
@@ -64,6 +72,25 @@ def encode_target(task: TaskSpec, values: np.ndarray, train_rows: np.ndarray) ->
     if task.type == "binary":
         return EncodedTarget(codes.astype(np.float32), 1, classes)
     return EncodedTarget(codes.astype(np.int64), len(classes), classes)
+
+
+def _check_class_count(task: TaskSpec, values: np.ndarray, n_classes: int, field: str) -> None:
+    """Refuse a multiclass target that is not a set of classes: a float column with more than
+    :data:`MAX_FLOAT_CLASSES` distinct values, not all whole numbers (a continuous measurement), or any
+    column with more than :data:`MAX_CLASSES` distinct values."""
+    if values.dtype.kind == "f" and n_classes > MAX_FLOAT_CLASSES and not np.all(values == np.round(values)):
+        raise InputError(
+            field,
+            f"target column {task.column!r} holds {n_classes} distinct non-integer numbers; it looks "
+            "continuous, not like classes: declare it regression (or store class labels as integers "
+            "or text)",
+        )
+    if n_classes > MAX_CLASSES:
+        raise InputError(
+            field,
+            f"target column {task.column!r} has {n_classes} distinct values; a multiclass task allows at "
+            f"most {MAX_CLASSES} classes (declare a numeric column regression)",
+        )
 
 
 def _regression(task: TaskSpec, values: np.ndarray, train_rows: np.ndarray, field: str) -> EncodedTarget:
