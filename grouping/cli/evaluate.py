@@ -89,7 +89,10 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _load_json(path: Path, field: str) -> Any:
-    """The JSON document at ``path``; an unreadable or invalid file is an :class:`InputError` on ``field``."""
+    """The JSON document at ``path``; a directory, an unreadable or an invalid file is an
+    :class:`InputError` on ``field``."""
+    if path.is_dir():
+        raise InputError(field, f"{path} is a directory, not a JSON file")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
