@@ -25,9 +25,12 @@ from service.ratelimit import RateLimiter
 from service.routes import datasets, groupings, health, jobs
 from service.settings import Settings
 
-DESCRIPTION = """Submit task-affinity runs, watch them, and read the optimal task grouping at any
-inference budget. Errors are `application/problem+json` naming the offending `field`. In server mode
-every resource route needs `Authorization: Bearer <API key>` and sees only the key's project."""
+DESCRIPTION = """Submit runs that estimate how tasks train together (by default a warm-start network
+table; TAG-style affinity methods by name), watch them, and read the optimal task grouping at any
+inference budget, with a trust report (the predicted gain over one all-task network, its interval and
+win rate over resamples of the estimate). Errors are `application/problem+json` naming the offending
+`field`. In server mode every resource route needs `Authorization: Bearer <API key>` and sees only the
+key's project."""
 
 #: answers any route may give besides its own (authentication, rate limit, body size)
 COMMON_RESPONSES = problem_responses(

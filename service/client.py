@@ -147,12 +147,13 @@ class TaskgrouperClient:
         *,
         method: str | None = None,
         solver: str = "bip",
-        singletons: str = "forbid",
+        singletons: str | None = None,
     ) -> GroupingOut:
-        """``GET /groupings`` at one budget."""
-        params = {"job_id": job_id, "budget": budget, "solver": solver, "singletons": singletons}
+        """``GET /groupings`` at one budget (``.trust`` where the table has samples of its estimate);
+        ``singletons`` applies to affinity tables (the server's default: forbid)."""
+        params = {"job_id": job_id, "budget": budget, "solver": solver}
         return GroupingOut.model_validate(
-            self._call("GET", "/groupings", params=params | _opt(method=method))
+            self._call("GET", "/groupings", params=params | _opt(method=method, singletons=singletons))
         )
 
     def grouping_curve(
@@ -162,12 +163,12 @@ class TaskgrouperClient:
         *,
         method: str | None = None,
         solver: str = "bip",
-        singletons: str = "forbid",
+        singletons: str | None = None,
     ) -> GroupingCurve:
         """``GET /groupings?budgets=start:stop:step``."""
-        params = {"job_id": job_id, "budgets": budgets, "solver": solver, "singletons": singletons}
+        params = {"job_id": job_id, "budgets": budgets, "solver": solver}
         return GroupingCurve.model_validate(
-            self._call("GET", "/groupings", params=params | _opt(method=method))
+            self._call("GET", "/groupings", params=params | _opt(method=method, singletons=singletons))
         )
 
     def solve(

@@ -57,9 +57,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     revoke_key.add_argument("key_id", help="the id part of the key, or the whole key")
     revoke_key.set_defaults(handler=_revoke_api_key)
 
-    demo = subparsers.add_parser("demo", help="affinity run on a built-in dataset -> groupings -> report")
+    demo = subparsers.add_parser(
+        "demo", help="the default job on a built-in dataset -> groupings with trust -> report"
+    )
     demo.add_argument("--dataset", default="digits-attributes", help="a built-in dataset")
-    demo.add_argument("--method", default="tag", help="affinity method")
+    demo.add_argument(
+        "--method",
+        default=None,
+        help="warm_start (the default job method) or an affinity method (tag, tag_first_order, grad_cosine)",
+    )
     demo.add_argument("--epochs", type=int, default=None, help="training epochs (default: a quick run)")
     demo.add_argument(
         "--out", default=None, help="report folder (default: TASKGROUPER_HOME/reports/<job id>)"

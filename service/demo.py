@@ -1,8 +1,11 @@
 """``taskgrouper demo``: the main job on one machine, no servers.
 
-An affinity job on a built-in dataset goes through the same path as an API submission (job row in
-the embedded database → in-process executor → :func:`worker.runner.run_job`), then the groupings
-at every budget are solved and stored, printed as a table and written to a Markdown report.
+The default job (:data:`service.schemas.DEFAULT_METHODS`: a warm-start table) on a built-in dataset
+goes through the same path as an API submission (job row in the embedded database → in-process
+executor → :func:`worker.runner.run_job`), then the groupings at every default budget are solved and
+stored, printed as a table — each with how far to trust it: the predicted gain over one all-task
+network, its interval and win rate over resamples of the estimate — and written to a Markdown report.
+Progress is printed while the job runs (a bar on a terminal, a line per tenth otherwise).
 """
 
 from __future__ import annotations
@@ -10,37 +13,49 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from tqdm import tqdm
 
 from grouping.data import BUILTIN_DATASETS
 from grouping.errors import InputError
+from grouping.problem import parse_problem
 from service.db import make_engine, make_session_factory
 from service.executor import InProcessExecutor
-from service.groupings import GroupingKey, default_budgets, job_groupings
+from service.groupings import EXPLICIT_SINGLETONS, GroupingKey, job_groupings, table_budgets
 from service.jobs import cancel_job, create_job
 from service.migrate import upgrade
-from service.models import AffinityResult, Job
-from service.report import grouping_table, write_report
-from service.schemas import JobCreate
+from service.models import AffinityResult, Job, NetworkTable
+from service.report import Heatmap, grouping_table, write_report
+from service.schemas import DEFAULT_METHODS, JOB_METHODS, WARM_START, JobCreate
 from service.settings import Settings
 
 #: a surrogate network and schedule that finish in well under a minute on one CPU core
 DEMO_MODEL = {"hidden_units": 128, "hidden_layers": 2}
 DEMO_EPOCHS = 10
+#: what the trust intervals cover, printed under the table and in the report
+TRUST_NOTE = (
+    "Gain intervals are 95% intervals over bootstrap resamples of the estimate (the validation "
+    "examples of a warm_start table, the epochs of an affinity run): they cover the noise of the "
+    "estimate, not the bias of the method (see bench/results/grouping_quality.md)."
+)
 
 
 def run_demo(
     *,
     dataset: str = "digits-attributes",
-    method: str = "tag",
+    method: str | None = None,
     epochs: int | None = None,
     out: str | None = None,
 ) -> int:
-    """Run the demo; returns the exit code (0 when the job succeeded and the report was written)."""
+    """Run the demo with ``method`` (default: the default job's, :data:`DEFAULT_METHODS`); returns
+    the exit code (0 when the job succeeded and the report was written)."""
+    method = method or DEFAULT_METHODS[0]
     if dataset not in BUILTIN_DATASETS:
         raise InputError("--dataset", f"choose a built-in dataset: {', '.join(sorted(BUILTIN_DATASETS))}")
+    if method not in JOB_METHODS:
+        raise InputError("--method", f"choose one of {', '.join(JOB_METHODS)}")
     settings = Settings(broker_url=None)
     request = JobCreate.model_validate(
         {
@@ -56,8 +71,13 @@ def run_demo(
     sessions = make_session_factory(engine)
     executor = InProcessExecutor(settings, sessions)
     job, _ = create_job(sessions, request, project=settings.default_project)
+    what = (
+        "warm-start table (the all-task network, then a copy fine-tuned on each task subset)"
+        if method == WARM_START
+        else f"{method} affinity"
+    )
     print(
-        f"job {job.id}: {method} affinity on {dataset!r}, {request.training.epochs} epochs "
+        f"job {job.id}: {what} on {dataset!r}, {request.training.epochs} epochs "
         f"(database {settings.resolved_database_url})",
         flush=True,
     )
@@ -74,29 +94,65 @@ def run_demo(
         print(f"taskgrouper demo: job {job.status}: {reason}", file=sys.stderr)
         return 1
 
+    rule = EXPLICIT_SINGLETONS if method == WARM_START else "forbid"
     with sessions() as session:
+        table = session.scalar(
+            select(NetworkTable.problem).where(
+                NetworkTable.job_id == job.id, NetworkTable.method == method, NetworkTable.singletons == rule
+            )
+        )
         result = session.scalar(
             select(AffinityResult).where(AffinityResult.job_id == job.id, AffinityResult.method == method)
         )
-    key = GroupingKey(job.id, method, "bip", "forbid")
+    key = GroupingKey(job.id, method, "bip", rule)
     curve = [
         (b, s)
         for b, s, _ in job_groupings(
-            sessions, key, default_budgets(len(result.tasks)), project=job.project, skip_infeasible=True
+            sessions, key, table_budgets(table), project=job.project, skip_infeasible=True
         )
     ]
-    print(
-        f"\nOptimal groupings (predicted score = total affinity onto each task from the others in "
-        f"the network "
-        f"serving it; {method}, singletons forbidden):\n"
-    )
-    print(grouping_table(curve))
-    facts = {
-        "job": job.id,
-        "dataset": dataset,
-        "tasks": ", ".join(result.tasks),
-        "method": method,
-        "epochs": result.meta.get("epochs"),
+    tasks = list(table["tasks"])
+    facts: dict[str, Any] = {"job": job.id, "dataset": dataset, "tasks": ", ".join(tasks), "method": method}
+    if method == WARM_START:
+        meta = table.get("metadata", {})
+        objective = "predicted total relative loss"
+        note = (
+            "Predicted total relative loss: the sum over tasks of each task's validation loss in the "
+            "network serving it, relative to the task's single-task network (1.0 per task = as good as "
+            "training it alone; lower is better)."
+        )
+        heatmap = _pair_heatmap(table)
+        facts |= {
+            "epochs": f"{meta.get('base_epochs')} (all-task network), then {meta.get('finetune_epochs')} "
+            "per subset",
+            "networks trained": meta.get("networks_trained"),
+            "compute": f"{meta.get('mtl_runs', {}).get('total', float('nan')):.2f} all-task training runs",
+        }
+    else:
+        objective = "predicted score"
+        note = (
+            f"Predicted score: total affinity onto each task from the others in the network serving it "
+            f"({method}, singletons forbidden; higher is better)."
+        )
+        heatmap = Heatmap(
+            values=result.matrix,
+            title=f"{method} affinity",
+            caption="Row *i*, column *j*: the affinity onto task *i* from task *j* (positive: a step on "
+            "*j* lowers *i*'s loss).",
+            file="affinity.png",
+        )
+        facts["epochs"] = result.meta.get("epochs")
+    if method == WARM_START:
+        print(
+            f"trained {facts['networks trained']} networks ({facts['compute']} of compute) in "
+            f"{job.run_seconds:.1f} s",
+            flush=True,
+        )
+    print(f"\nOptimal groupings by budget. {note}\n")
+    print(grouping_table(curve, objective))
+    if any(solution.get("trust") for _, solution in curve):
+        print(f"\n{TRUST_NOTE}")
+    facts |= {
         "device": job.device,
         "training time": f"{job.run_seconds:.1f} s",
         "database": settings.resolved_database_url,
@@ -106,23 +162,49 @@ def run_demo(
         Path(out) if out else settings.reports_dir / job.id,
         title=f"taskgrouper demo — {dataset}",
         facts=facts,
-        tasks=result.tasks,
-        matrix=result.matrix,
-        method=method,
+        tasks=tasks,
+        heatmap=heatmap,
         curve=curve,
+        objective=objective,
+        objective_note=f"{note} {TRUST_NOTE}",
+        curve_file="objective_vs_budget.png" if method == WARM_START else "score_vs_budget.png",
     )
     engine.dispose()
     print(f"\nreport: {report}\n(total {time.monotonic() - started:.0f} s)")
     return 0
 
 
+def _pair_heatmap(table: dict[str, Any]) -> Heatmap:
+    """Each task's relative validation loss in the network fine-tuned on it and one other task."""
+    problem = parse_problem(table)
+    index = {task: k for k, task in enumerate(problem.tasks)}
+    values: list[list[float | None]] = [[None] * len(index) for _ in index]
+    for net in problem.networks:
+        if net.size == "full" and len(net.tasks) <= 2:
+            first, last = net.tasks[0], net.tasks[-1]
+            values[index[first]][index[last]] = net.values.get(first)
+            values[index[last]][index[first]] = net.values.get(last)
+    return Heatmap(
+        values=values,
+        title="relative loss in pairs (warm start)",
+        caption="Row *i*, column *j*: task *i*'s validation loss in the network fine-tuned on *i* and *j*, "
+        "relative to its single-task network (below 1: training with *j* helps *i*; the diagonal is 1).",
+        file="pair_losses.png",
+        center=1.0,
+        low_is_good=True,
+    )
+
+
 def _follow(sessions: object, job_id: str) -> Job:
-    """Poll the job row until it ends, drawing a progress bar on a terminal."""
+    """Poll the job row until it ends: a progress bar on a terminal, else a line per tenth of progress
+    (on standard error)."""
+    tty = sys.stderr.isatty()
+    printed = -1
     with tqdm(
         total=100,
         unit="%",
         bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}{postfix}]",
-        disable=not sys.stderr.isatty(),
+        disable=not tty,
         file=sys.stderr,
     ) as bar:
         while True:
@@ -132,6 +214,12 @@ def _follow(sessions: object, job_id: str) -> Job:
             if job.epoch:
                 bar.set_postfix_str(f"epoch {job.epoch}, step {job.step}/{job.total_steps}", refresh=False)
             bar.refresh()
+            tenth = int(10 * job.progress_fraction + 1e-9)
+            if not tty and job.status == "running" and tenth > printed:
+                printed = tenth
+                steps = f", step {job.step}/{job.total_steps}" if job.total_steps else ""
+                eta = f", about {job.eta_seconds:.0f} s left" if job.eta_seconds is not None else ""
+                print(f"progress {10 * tenth}%{steps}{eta}", file=sys.stderr, flush=True)
             if job.status in ("succeeded", "failed", "cancelled"):
                 return job
             time.sleep(0.25)

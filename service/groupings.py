@@ -10,13 +10,19 @@ Bounded work: every solve goes through :func:`solve_timed`, which solves a budge
 usefully) at that cap; a request's budgets share one total solve time (``per_budget_limit``); new
 groupings are written in batches of at most :data:`INSERT_ROWS` rows, every :data:`STORE_EVERY`
 solved budgets, so a long curve keeps what it has solved.
+
+Trust: a solution solved here carries ``trust`` (:func:`grouping.selection.trust.selection_trust`'s
+report, stored with it) when its table has samples of its estimate (:func:`estimate_samples`): the
+bootstrap draws of a warm_start table's validation losses, or bootstrap means over the complete
+epochs of an affinity run's trajectory (at least :data:`MIN_TRUST_EPOCHS`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,18 +32,25 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from grouping.errors import InputError
-from grouping.problem import AffinityProblem, Problem, parse_problem
+from grouping.problem import AffinityProblem, Problem, Solution, parse_problem
 from grouping.selection import InfeasibleBudget, solve
+from grouping.selection.trust import problem_samples, resampled_affinity, selection_trust
 from service.db import transaction
 from service.jsonsafe import json_safe
 from service.limits import check_problem_values
 from service.metrics import SOLVE_SECONDS
 from service.models import AffinityResult, Grouping, Job, NetworkTable
 
+log = logging.getLogger(__name__)
+
 #: most rows one INSERT carries (PostgreSQL allows 65,535 parameters per statement; a row has 10)
 INSERT_ROWS = 500
 #: solved budgets of a curve are written at least this often
 STORE_EVERY = 50
+#: fewest complete epochs of an affinity run's trajectory that a trust report resamples
+MIN_TRUST_EPOCHS = 2
+#: the singleton rule of an explicit (warm_start) table: its networks are measured, there is no rule
+EXPLICIT_SINGLETONS = "none"
 
 
 @dataclass(frozen=True)
@@ -55,9 +68,48 @@ def budget_key(budget: float) -> float:
     return round(float(budget), 6)
 
 
-def default_budgets(n_tasks: int) -> list[float]:
-    """Budgets 1, 2, …, n: with unit-cost networks (the affinity form) every distinct grouping."""
-    return [float(b) for b in range(1, max(n_tasks, 1) + 1)]
+def default_budgets(n_tasks: int, step: float = 1.0) -> list[float]:
+    """Budgets 1, 1 + step, …, n: with unit-cost networks (the affinity form, ``step`` 1) every
+    distinct grouping; ``step`` 0.5 adds the budgets that buy a half-size network."""
+    count = int(round((max(n_tasks, 1) - 1) / step))
+    return [1.0 + k * step for k in range(count + 1)]
+
+
+def table_budgets(problem: dict[str, Any]) -> list[float]:
+    """The default budgets of a stored table: :func:`default_budgets` of its tasks, in steps of 0.5
+    when some network costs a half (a warm_start table with half-size singletons), else of 1."""
+    halves = any(
+        isinstance(net, dict) and float(net.get("cost", 1.0)) % 1.0 for net in problem.get("networks") or []
+    )
+    return default_budgets(len(problem.get("tasks") or []), 0.5 if halves else 1.0)
+
+
+def complete_epochs(trajectory: Sequence[Any] | None) -> int:
+    """How many epochs of an affinity trajectory hold a complete, finite matrix."""
+
+    def complete(matrix: Any) -> bool:
+        return isinstance(matrix, list) and all(
+            isinstance(row, list)
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in row)
+            for row in matrix
+        )
+
+    return sum(1 for matrix in trajectory or [] if complete(matrix))
+
+
+def estimate_samples(
+    problem: Problem, document: dict[str, Any], trajectory: Sequence[Any] | None = None
+) -> list[Problem]:
+    """Samples of a table's estimate for trust reports: the draws an explicit problem ``document``
+    carries (:func:`grouping.selection.trust.problem_samples`), or — for an affinity problem —
+    bootstrap means over the complete epochs of its run's ``trajectory``
+    (:func:`grouping.selection.trust.resampled_affinity`) when there are at least
+    :data:`MIN_TRUST_EPOCHS`; ``[]`` when there are none. ``InputError`` for malformed draws."""
+    if isinstance(problem, AffinityProblem):
+        if complete_epochs(trajectory) < MIN_TRUST_EPOCHS:
+            return []
+        return list(resampled_affinity(problem, trajectory or []))
+    return problem_samples(document)
 
 
 def max_useful_budget(problem: Problem) -> float:
@@ -86,6 +138,16 @@ def solve_timed(problem: Problem, budget: float, solver: str, time_limit: float 
         SOLVE_SECONDS.labels(solver=solver).observe(time.perf_counter() - started)
 
 
+def with_trust(solution: dict[str, Any], problem: Problem, samples: Sequence[Problem]) -> dict[str, Any]:
+    """``solution`` (a :func:`solve_timed` dict) with ``trust``: the report of
+    :func:`grouping.selection.trust.selection_trust` over ``samples`` of ``problem``'s estimate, as a
+    dict — unchanged when there are no samples or the budget was infeasible."""
+    if not samples or solution.get("status") not in ("optimal", "feasible"):
+        return solution
+    solved = Solution.model_validate({k: v for k, v in solution.items() if k in Solution.model_fields})
+    return {**solution, "trust": selection_trust(solved, problem, samples).model_dump(mode="json")}
+
+
 def per_budget_limit(time_limit: float, n_budgets: int, request_seconds: float | None) -> float:
     """The time limit of each of ``n_budgets`` solves of one request: ``time_limit``, lowered so that
     the limits sum to at most ``request_seconds`` (the request's total solve time; ``None``: no total)."""
@@ -97,8 +159,9 @@ def per_budget_limit(time_limit: float, n_budgets: int, request_seconds: float |
 def read_stored(
     session: Session, job_id: str, solver: str, singletons: str, budgets: list[float]
 ) -> tuple[Job | None, dict[tuple[str, float], dict[str, Any]]]:
-    """The job and its stored solutions at ``budgets`` (any method, keyed ``(method, budget)``),
-    in one query: the fast path of ``GET /groupings``."""
+    """The job and its stored solutions at ``budgets`` (any method, keyed ``(method, budget)``: the
+    affinity methods' under the ``singletons`` rule, the explicit warm_start table's under
+    :data:`EXPLICIT_SINGLETONS`), in one query: the fast path of ``GET /groupings``."""
     wanted = [budget_key(b) for b in budgets]
     rows = session.execute(
         select(Job, Grouping.method, Grouping.budget, Grouping.solution)
@@ -107,7 +170,7 @@ def read_stored(
             and_(
                 Grouping.job_id == Job.id,
                 Grouping.solver == solver,
-                Grouping.singletons == singletons,
+                Grouping.singletons.in_([singletons, EXPLICIT_SINGLETONS]),
                 Grouping.budget.in_(wanted),
             ),
         )
@@ -143,6 +206,10 @@ def job_groupings(
 
     Raises ``InputError`` naming ``method`` when the stored table holds numbers beyond what the
     solvers handle reliably (:func:`service.limits.check_problem_values`).
+
+    Solutions solved here carry ``trust`` where the table has samples of its estimate
+    (:func:`estimate_samples`: a warm_start table's draws, an affinity run's trajectory); stored ones
+    carry what was stored with them.
     """
     wanted = [budget_key(b) for b in budgets]
     with session_factory() as session:
@@ -158,6 +225,7 @@ def job_groupings(
         stored = {row.budget: row.solution for row in rows}
         missing = [b for b in wanted if b not in stored]
         table = None
+        trajectory = None
         if missing:
             table = session.scalar(
                 select(NetworkTable.problem).where(
@@ -166,6 +234,12 @@ def job_groupings(
                     NetworkTable.singletons == key.singletons,
                 )
             )
+            if table is not None and table.get("objective") == "max_affinity":
+                trajectory = session.scalar(
+                    select(AffinityResult.trajectory).where(
+                        AffinityResult.job_id == key.job_id, AffinityResult.method == key.method
+                    )
+                )
     if missing and table is None:
         raise InputError(
             "singletons",
@@ -182,6 +256,12 @@ def job_groupings(
                 f"job {key.job_id}'s {key.method!r} table cannot be solved: {exc.field}: {exc.reason}",
             ) from None
         problem = parse_problem(table)
+        try:
+            samples = estimate_samples(problem, table, trajectory)
+        except InputError as exc:  # a table stored by this service: report, and answer without trust
+            log.warning("job %s: no trust report for %r: %s: %s", key.job_id, key.method, exc.field,
+                        exc.reason)
+            samples = []
         todo = list(dict.fromkeys(missing))
         full = time_limit
         limit = per_budget_limit(full, len(todo), request_seconds) if full is not None else None
@@ -191,7 +271,8 @@ def job_groupings(
                 if should_stop is not None and should_stop():
                     break
                 try:
-                    solution = json_safe(solve_timed(problem, budget, key.solver, limit))
+                    solution = json_safe(with_trust(solve_timed(problem, budget, key.solver, limit), problem,
+                                                    samples))
                 except InfeasibleBudget as exc:
                     if not skip_infeasible:
                         raise
@@ -262,23 +343,30 @@ def precompute(
     singletons: str = "forbid",
     time_limit: float | None = None,
 ) -> int:
-    """Solve and store every method's groupings of a succeeded job at :func:`default_budgets`; the count."""
+    """Solve and store every method's groupings of a succeeded job at its table's default budgets
+    (:func:`table_budgets`): the affinity methods' tables of rule ``singletons``, the warm_start
+    table; the count."""
     with session_factory() as session:
         job = session.get(Job, job_id)
         if job is None or job.status != "succeeded":
             return 0
-        results = session.execute(
-            select(AffinityResult.method, AffinityResult.tasks).where(AffinityResult.job_id == job_id)
+        tables = session.execute(
+            select(NetworkTable.method, NetworkTable.singletons, NetworkTable.problem)
+            .where(
+                NetworkTable.job_id == job_id,
+                NetworkTable.singletons.in_([singletons, EXPLICIT_SINGLETONS]),
+            )
+            .order_by(NetworkTable.id)
         ).all()
         project = job.project
     count = 0
-    for method, tasks in results:
-        key = GroupingKey(job_id, method, solver, singletons)
+    for method, rule, problem in tables:
+        key = GroupingKey(job_id, method, solver, rule)
         count += len(
             job_groupings(
                 session_factory,
                 key,
-                default_budgets(len(tasks)),
+                table_budgets(problem),
                 time_limit=time_limit,
                 project=project,
                 skip_infeasible=True,

@@ -34,10 +34,15 @@ def create_job(
     idempotency_key: str | None = None,
 ) -> tuple[Job, bool]:
     """Insert a queued job for ``request`` (stored as given, without the defaults, so that it validates
-    again exactly as it did now); ``(job, created)``. With an idempotency key already used
-    for the same request, returns that job (``created`` False); for another request, a 409.
-    A job the server failed to queue no longer holds its key (see :func:`fail_unqueued`)."""
+    again exactly as it did now — except ``methods`` and the ``warm_start`` options, stored in full so
+    that a later change of their defaults never changes what this job runs); ``(job, created)``. With
+    an idempotency key already used for the same request, returns that job (``created`` False); for
+    another request, a 409. A job the server failed to queue no longer holds its key (see
+    :func:`fail_unqueued`)."""
     spec = request.model_dump(mode="json", exclude_unset=True)
+    spec["methods"] = list(request.methods)
+    if request.warm_start is not None:
+        spec["warm_start"] = request.warm_start.model_dump(mode="json")
     digest = spec_hash(request.model_dump(mode="json"))
     if idempotency_key is not None:
         replay = _replay(session_factory, project, idempotency_key, digest)

@@ -9,12 +9,17 @@ Problems: every number of a problem (affinity entries, losses, scores, costs) mu
 most :data:`MAX_MAGNITUDE` in magnitude, every string acceptable text (see ``service.schemas``).
 Budgets: one request asks for at most ``max_budgets`` budgets, whether as ``start:stop:step`` or as a
 comma-separated list (:func:`requested_budgets`).
+
+Warm-start jobs: the networks a job's ``warm_start`` table trains (:func:`warm_start_plan`) are at most
+``max_warm_start_networks`` — checked at submission when the job's tasks are known there (named in
+the request, or a built-in dataset's), and again by the runner on the loaded dataset.
 """
 
 from __future__ import annotations
 
 import math
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -24,7 +29,7 @@ from grouping.errors import InputError
 from grouping.problem import AffinityProblem, ExplicitProblem
 from grouping.selection import parse_budgets
 from service.errors import problem
-from service.schemas import text_problem
+from service.schemas import JobCreate, WarmStartOptions, text_problem
 from service.settings import Settings
 
 #: the members of a problem object that a problem form reads (``parse_problem`` ignores the others)
@@ -76,6 +81,57 @@ def check_job_size(n_tasks: int | None, settings: Settings) -> None:
     """``InputError`` on ``tasks`` when a job lists more than ``max_tasks`` tasks."""
     if n_tasks is not None and n_tasks > settings.max_tasks:
         raise InputError("tasks", f"{n_tasks} tasks; at most {settings.max_tasks} per job (max_tasks)")
+
+
+def warm_start_plan(
+    tasks: list[str], options: WarmStartOptions, settings: Settings
+) -> tuple[list[list[str]] | None, list[list[str]]]:
+    """``(subsets, extra_subsets)`` of a job's warm_start table over ``tasks``: the requested subsets
+    (``None``: ``candidate_subsets``'s defaults) and, always added, every single task (the ``stl``
+    normalisation divides by them) and the all-task set (the trust report's baseline, and budget 1).
+
+    ``InputError`` on ``warm_start.subsets`` for a bad subset (empty, unknown or repeated task), on
+    ``warm_start`` when the table would train more than ``max_warm_start_networks`` networks."""
+    from grouping.tables.warm_start import network_count
+
+    subsets = [list(s) for s in options.subsets] if options.subsets is not None else None
+    extra = [*([task] for task in tasks), list(tasks)]
+    try:
+        count = network_count(tasks, subsets, extra, options.half_singletons)
+    except InputError as exc:
+        raise InputError("warm_start.subsets", exc.reason) from None
+    most = settings.max_warm_start_networks
+    if count > most:
+        raise InputError(
+            "warm_start",
+            f"{count} networks to train for {len(tasks)} tasks; at most {most} per job "
+            "(max_warm_start_networks): name fewer tasks or subsets",
+        )
+    return subsets, extra
+
+
+def check_warm_start_size(request: JobCreate, settings: Settings) -> None:
+    """:func:`warm_start_plan`'s checks at submission, for a job with ``warm_start`` whose tasks are
+    known before its dataset is loaded (named in the request, or a built-in dataset's defaults)."""
+    if request.warm_start is None:
+        return
+    tasks = [task.name for task in request.tasks] if request.tasks else builtin_task_names(request.dataset)
+    if tasks is not None:
+        warm_start_plan(tasks, request.warm_start, settings)
+
+
+@lru_cache(maxsize=16)
+def _builtin_tasks(name: str) -> tuple[str, ...]:
+    from grouping.data import BUILTIN_DATASETS
+
+    return tuple(task.name for task in BUILTIN_DATASETS[name].build({}).tasks)
+
+
+def builtin_task_names(dataset: str) -> list[str] | None:
+    """The default tasks of built-in dataset ``dataset`` (``None`` for any other dataset)."""
+    from grouping.data import BUILTIN_DATASETS
+
+    return list(_builtin_tasks(dataset)) if dataset in BUILTIN_DATASETS else None
 
 
 def check_problem_size(problem: dict[str, Any], settings: Settings) -> None:

@@ -87,7 +87,8 @@ class Dataset(Base):
 
 
 class Job(Base):
-    """An affinity run: its request, lifecycle, progress and timings."""
+    """A run of the job's methods (warm-start table, affinity methods): its request, lifecycle,
+    progress and timings."""
 
     __tablename__ = "jobs"
     __table_args__ = (

@@ -1,14 +1,44 @@
-"""A job's groupings as a terminal table and a Markdown report with PNG figures (affinity heatmap,
-predicted score vs budget)."""
+"""A job's groupings as a terminal table and a Markdown report with PNG figures (a task-by-task
+heatmap, predicted objective vs budget), each grouping with its trust line where it has one."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 Curve = list[tuple[float, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """A task × task matrix to draw: ``values[i][j]`` about task ``i`` (row) and task ``j`` (column);
+    colours centre on ``center``; ``low_is_good`` puts the good end of the scale in blue."""
+
+    values: list[list[float | None]]
+    title: str
+    caption: str
+    file: str
+    center: float = 0.0
+    low_is_good: bool = False
+
+
+def trust_line(solution: dict[str, Any]) -> str | None:
+    """``predicted gain over one all-task network: X [low, high], better in Y% of resamples`` for a
+    solution with a trust report that has a gain (``None`` otherwise); the selection that *is* the
+    all-task network says so instead."""
+    trust = solution.get("trust") or {}
+    gain = trust.get("gain")
+    if not gain:
+        return None
+    if gain["value"] == gain["low"] == gain["high"] == 0.0:
+        return "predicted gain over one all-task network: none (this is the all-task network)"
+    return (
+        f"predicted gain over one all-task network: {gain['value']:.4g} "
+        f"[{gain['low']:.4g}, {gain['high']:.4g}], better in {100 * trust['win_rate']:.0f}% of resamples"
+    )
 
 
 def _networks(solution: dict[str, Any]) -> list[str]:
@@ -22,18 +52,44 @@ def _networks(solution: dict[str, Any]) -> list[str]:
     return lines
 
 
-def grouping_table(curve: Curve) -> str:
-    """Budget → networks → the tasks each serves → predicted score, one block per budget."""
-    rows = [f"{'budget':>6}  {'predicted score':>15}  networks (trains → serves)", "-" * 100]
+def _same_as(curve: Curve) -> list[float | None]:
+    """Per budget, the smaller budget whose selection it repeats (``None``: a new selection)."""
+    out: list[float | None] = []
+    first: tuple[float, Any] | None = None
     for budget, solution in curve:
+        nets = [(tuple(n["trains"]), tuple(n["serves"]), n.get("size")) for n in solution.get("networks", [])]
+        if solution.get("status") == "infeasible" or not nets:
+            out.append(None)
+            first = None
+        elif first is not None and first[1] == nets:
+            out.append(first[0])
+        else:
+            out.append(None)
+            first = (budget, nets)
+    return out
+
+
+def grouping_table(curve: Curve, objective: str = "predicted score") -> str:
+    """Budget → networks → the tasks each serves → the predicted ``objective``, one block per budget,
+    closed by the trust line (:func:`trust_line`) where the grouping has one; a budget that buys the
+    same networks as the budget before it says so in one line."""
+    width = max(15, len(objective))
+    rows = [f"{'budget':>6}  {objective:>{width}}  networks (trains → serves)", "-" * 100]
+    for (budget, solution), same in zip(curve, _same_as(curve), strict=True):
         if solution.get("status") == "infeasible":
-            rows.append(
-                f"{budget:>6g}  {'infeasible':>15}  (minimum feasible budget {solution.get('min_budget')})"
-            )
+            least = solution.get("min_budget")
+            rows.append(f"{budget:>6g}  {'infeasible':>{width}}  (minimum feasible budget {least})")
+            continue
+        if same is not None:
+            value = f"{solution['objective']:>{width}.5f}"
+            rows.append(f"{budget:>6g}  {value}  (the networks of budget {same:g})")
             continue
         lines = _networks(solution) or ["(no network)"]
-        rows.append(f"{budget:>6g}  {solution['objective']:>15.5f}  {lines[0]}")
-        rows.extend(f"{'':>6}  {'':>15}  {line}" for line in lines[1:])
+        trust = trust_line(solution)
+        if trust:
+            lines.append(trust)
+        rows.append(f"{budget:>6g}  {solution['objective']:>{width}.5f}  {lines[0]}")
+        rows.extend(f"{'':>6}  {'':>{width}}  {line}" for line in lines[1:])
     return "\n".join(rows)
 
 
@@ -43,41 +99,60 @@ def write_report(
     title: str,
     facts: dict[str, Any],
     tasks: list[str],
-    matrix: list[list[float]],
-    method: str,
+    heatmap: Heatmap,
     curve: Curve,
+    objective: str = "predicted score",
+    objective_note: str = "",
+    curve_file: str = "score_vs_budget.png",
 ) -> Path:
-    """Write ``report.md``, ``affinity.png`` and ``score_vs_budget.png`` into ``out_dir``; returns
-    the report's path."""
+    """Write ``report.md``, the heatmap PNG (``heatmap.file``) and the objective-vs-budget PNG
+    (``curve_file``) into ``out_dir``; returns the report's path. Every grouping's row carries its
+    trust line (:func:`trust_line`) where it has one."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    values = np.array(matrix, dtype=float)
+    values = np.array([[np.nan if v is None else v for v in row] for row in heatmap.values], dtype=float)
     fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(tasks), 0.8 + 0.6 * len(tasks)))
-    limit = float(np.nanmax(np.abs(values))) or 1.0
-    image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    spread = float(np.nanmax(np.abs(values - heatmap.center))) if np.isfinite(values).any() else 0.0
+    spread = spread or 1.0
+    image = ax.imshow(
+        values,
+        cmap="RdBu" if heatmap.low_is_good else "RdBu_r",
+        vmin=heatmap.center - spread,
+        vmax=heatmap.center + spread,
+    )
     ax.set_xticks(range(len(tasks)), tasks, rotation=45, ha="right")
     ax.set_yticks(range(len(tasks)), tasks)
-    ax.set_xlabel("from task (column)")
-    ax.set_ylabel("onto task (row)")
-    ax.set_title(f"{method} affinity")
+    ax.set_xlabel("with task (column)")
+    ax.set_ylabel("task (row)")
+    ax.set_title(heatmap.title)
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
-    fig.savefig(out_dir / "affinity.png", dpi=120)
+    fig.savefig(out_dir / heatmap.file, dpi=120)
     plt.close(fig)
 
     feasible = [(b, s) for b, s in curve if s.get("status") != "infeasible"]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([b for b, _ in feasible], [s["objective"] for _, s in feasible], marker="o")
+    intervals = [(b, s["trust"]["objective"]) for b, s in feasible if s.get("trust")]
+    if intervals:
+        ax.fill_between(
+            [b for b, _ in intervals],
+            [i["low"] for _, i in intervals],
+            [i["high"] for _, i in intervals],
+            alpha=0.2,
+            label="95% interval over resamples of the estimate",
+        )
+        ax.legend()
     ax.set_xlabel("budget (full-size networks)")
-    ax.set_ylabel("predicted score (total served affinity)")
-    ax.set_title("Predicted score vs inference budget")
+    ax.set_ylabel(objective)
+    ax.set_title(f"{objective[:1].upper()}{objective[1:]} vs inference budget")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out_dir / "score_vs_budget.png", dpi=120)
+    fig.savefig(out_dir / curve_file, dpi=120)
     plt.close(fig)
 
     lines = [f"# {title}", ""]
@@ -86,28 +161,32 @@ def write_report(
         "",
         "## Groupings by budget",
         "",
-        "| budget | predicted score | networks (trains → serves) |",
-        "|---:|---:|---|",
+        *([objective_note, ""] if objective_note else []),
+        f"| budget | {objective} | networks (trains → serves) | predicted gain over one all-task network |",
+        "|---:|---:|---|---|",
     ]
-    for budget, solution in curve:
+    for (budget, solution), same in zip(curve, _same_as(curve), strict=True):
         if solution.get("status") == "infeasible":
             lines.append(
-                f"| {budget:g} | infeasible | minimum feasible budget {solution.get('min_budget')} |"
+                f"| {budget:g} | infeasible | minimum feasible budget {solution.get('min_budget')} | |"
             )
         else:
-            lines.append(f"| {budget:g} | {solution['objective']:.5f} | {'<br>'.join(_networks(solution))} |")
+            trust = (trust_line(solution) or "").removeprefix("predicted gain over one all-task network: ")
+            networks = "<br>".join(_networks(solution))
+            if same is not None:
+                networks = f"the networks of budget {same:g}"
+            lines.append(f"| {budget:g} | {solution['objective']:.5f} | {networks} | {trust} |")
     lines += [
         "",
-        "## Predicted score vs budget",
+        f"## {objective[:1].upper()}{objective[1:]} vs budget",
         "",
-        "![score vs budget](score_vs_budget.png)",
+        f"![{objective} vs budget]({curve_file})",
         "",
-        f"## Task affinity ({method})",
+        f"## {heatmap.title}",
         "",
-        "Row *i*, column *j*: the affinity onto task *i* from task *j* (positive: a step on *j* lowers "
-        "*i*'s loss).",
+        heatmap.caption,
         "",
-        "![affinity heatmap](affinity.png)",
+        f"![{heatmap.title}]({heatmap.file})",
         "",
     ]
     path = out_dir / "report.md"

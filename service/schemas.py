@@ -12,6 +12,10 @@ subclasses narrow the field:
   query, header and form parameters, and :func:`text_problem` states the rule where no model applies
   it (an upload's file name and column names, a problem's strings);
 * seeds are :data:`Seed` values, 0 to 2**32 - 1 (what every random generator a run seeds accepts).
+
+A job's ``methods`` default to :data:`DEFAULT_METHODS` (warm-start subset fine-tuning); a stored job
+keeps the methods it was submitted with (``service.jobs.create_job`` pins them), so changing the
+default never changes what an earlier job ran.
 """
 
 from __future__ import annotations
@@ -20,17 +24,28 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from grouping.affinity import AFFINITY_METHODS
 from grouping.data import SplitSpec, TaskSpec
 from grouping.selection import SOLVERS
 from grouping.training import ModelConfig, TrainingConfig
 
+#: the warm-start subset fine-tuning method (``grouping.tables.warm_start_table``): an explicit table
+WARM_START = "warm_start"
+#: every method a job may run: the warm-start table and the affinity methods
+JOB_METHODS = (WARM_START, *AFFINITY_METHODS)
+#: the methods of a job that does not name any (switch back to TAG with ``("tag",)``)
+DEFAULT_METHODS: tuple[str, ...] = (WARM_START,)
+
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-Method = Literal[AFFINITY_METHODS]  # type: ignore[valid-type]
+Method = Literal[JOB_METHODS]  # type: ignore[valid-type]
 Solver = Literal[SOLVERS]  # type: ignore[valid-type]
 Singletons = Literal["forbid", "normalized"]
+#: most bootstrap draws of the validation losses a warm-start job stores (bounds the stored table)
+MAX_JOB_VAL_DRAWS = 200
+#: most fine-tuning epochs of a warm-start job's subsets
+MAX_JOB_FINETUNE_EPOCHS = 10.0
 
 #: characters no text input may hold: C0 controls (NUL first of all), DEL, lone UTF-16 surrogates
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
@@ -100,8 +115,43 @@ class JobTraining(TrainingConfig):
     seed: Seed = 0
 
 
+class WarmStartOptions(BaseModel):
+    """How a job's ``warm_start`` table is trained (``grouping.tables.warm_start_table``): the all-task
+    network is trained with the job's ``training``, then a copy is fine-tuned on each candidate subset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    finetune_epochs: float = Field(
+        0.5,
+        ge=0,
+        le=MAX_JOB_FINETUNE_EPOCHS,
+        allow_inf_nan=False,
+        description="passes over the training split each subset's copy is fine-tuned for (fractions "
+        "allowed, rounded to whole steps; 0 measures the all-task network itself)",
+    )
+    half_singletons: bool = Field(
+        True,
+        description="also train a half-size all-task network and fine-tune a copy on each single task "
+        "(Standley's half-size networks, cost 0.5)",
+    )
+    val_draws: int = Field(
+        100,
+        ge=0,
+        le=MAX_JOB_VAL_DRAWS,
+        description="bootstrap draws of every network's validation losses stored with the table; "
+        "groupings report their trust from them (0: no trust report)",
+    )
+    subsets: list[Annotated[list[Name], Field(min_length=1)]] | None = Field(
+        None,
+        min_length=1,
+        description="candidate task subsets (default: every subset for up to 6 tasks, else every task "
+        "and pair); every single task and the all-task set are always added",
+    )
+
+
 class JobCreate(BaseModel):
-    """An affinity run. Only ``dataset`` is required; everything else has the library's defaults."""
+    """A run that estimates how tasks help each other. Only ``dataset`` is required; everything else
+    has the library's defaults, and ``methods`` :data:`DEFAULT_METHODS`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -116,10 +166,19 @@ class JobCreate(BaseModel):
     )
     split: JobSplit = Field(default_factory=JobSplit)
     methods: list[Method] = Field(
-        default_factory=lambda: ["tag"], min_length=1, description="affinity methods computed in the run"
+        default_factory=lambda: list(DEFAULT_METHODS),
+        json_schema_extra={"default": list(DEFAULT_METHODS)},
+        min_length=1,
+        description="warm_start (the default: a network table from warm-start subset fine-tuning) "
+        "and/or affinity methods computed in one affinity run",
     )
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: JobTraining = Field(default_factory=JobTraining)
+    warm_start: WarmStartOptions | None = Field(
+        None,
+        validate_default=True,
+        description="options of the warm_start method (its defaults when it runs and this is unset)",
+    )
 
     @field_validator("methods")
     @classmethod
@@ -127,6 +186,26 @@ class JobCreate(BaseModel):
         if len(set(methods)) != len(methods):
             raise ValueError("a method is listed twice")
         return methods
+
+    @field_validator("warm_start")
+    @classmethod
+    def _warm_start_options(
+        cls, options: WarmStartOptions | None, info: ValidationInfo
+    ) -> WarmStartOptions | None:
+        """Options of warm_start only with that method; its defaults filled in when it runs."""
+        methods = info.data.get("methods")
+        if methods is None:  # methods were invalid: reported on their own
+            return options
+        if WARM_START in methods:
+            return options or WarmStartOptions()
+        if options is not None:
+            raise ValueError(f"warm_start options are given but methods do not include {WARM_START!r}")
+        return None
+
+    @property
+    def affinity_methods(self) -> list[str]:
+        """The job's affinity methods (computed together in one affinity run), in request order."""
+        return [m for m in self.methods if m != WARM_START]
 
     @field_validator("features")
     @classmethod
@@ -222,6 +301,38 @@ class DatasetOut(BaseModel):
     links: dict[str, str]
 
 
+class IntervalOut(BaseModel):
+    """A predicted value under the estimate the solver saw, and its central interval over the samples."""
+
+    value: float
+    low: float
+    high: float
+
+
+class TrustOut(BaseModel):
+    """How far to trust a grouping's predicted values (``grouping.selection.trust.selection_trust``):
+    the fixed selection re-evaluated under bootstrap samples of its estimate — the validation examples
+    of a warm_start table, the measured epochs of an affinity run. The intervals cover that noise
+    only, not the bias of the method that produced the estimate (``bench/results/grouping_quality.md``
+    measures that)."""
+
+    samples: int = Field(description="samples of the estimate the selection was re-evaluated under")
+    level: float = Field(description="coverage of every interval (central percentile interval)")
+    networks: list[IntervalOut] = Field(
+        description="per network of the grouping, in its order: the sum over the tasks it serves"
+    )
+    objective: IntervalOut = Field(description="the grouping's predicted objective")
+    all_task: IntervalOut | None = Field(
+        None, description="the same for one full-size network training and serving every task"
+    )
+    gain: IntervalOut | None = Field(
+        None,
+        description="predicted gain over that all-task network, positive = the grouping is better "
+        "(all_task - objective for losses, objective - all_task for scores)",
+    )
+    win_rate: float | None = Field(None, description="share of the samples in which the gain is positive")
+
+
 class NetworkOut(BaseModel):
     model_config = ConfigDict(extra="allow")
     trains: list[str]
@@ -241,6 +352,12 @@ class SolutionOut(BaseModel):
     networks: list[NetworkOut] = []
     per_task: dict[str, float] = {}
     solve_seconds: float | None = None
+    trust: TrustOut | None = Field(
+        None,
+        description="the spread of the predicted values under samples of the estimate; null where "
+        "there are none (affinity runs with fewer than 2 complete epochs, tables without draws, "
+        "an infeasible budget, a problem posted without metadata.val_draws)",
+    )
 
 
 class GroupingOut(SolutionOut):
@@ -249,7 +366,7 @@ class GroupingOut(SolutionOut):
     job_id: str
     method: str
     solver: str
-    singletons: str
+    singletons: str = Field(description="the affinity table's singleton rule; 'none' for warm_start tables")
     stored: bool = Field(description="true when read back from the database rather than solved now")
 
 

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     )
     max_tasks: int = Field(64, ge=2, description="most tasks in a job, and rows of a problem's matrix")
     max_networks: int = Field(20_000, ge=1, description="most candidate networks in a posted problem")
+    max_warm_start_networks: int = Field(
+        265,
+        ge=3,
+        description="most networks a warm_start job trains (its base runs and fine-tuned copies); the "
+        "default fits every subset of 8 tasks with half-size singletons (2 + 255 + 8)",
+    )
     dataset_roots: list[Path] = Field(
         default_factory=list, description="directories besides the uploads a dataset file may live in"
     )

@@ -1,5 +1,17 @@
-"""The job runner: executes one affinity job from its row to its results. One function for both the
+"""The job runner: executes one job from its row to its results. One function for both the
 Celery task (``worker.tasks``) and the embedded in-process executor (``service.executor``).
+
+A job runs its methods: the affinity methods together in one affinity run
+(:func:`grouping.affinity.compute_affinity`; per method an affinity row and a network table per
+singleton rule), then ``warm_start`` (:func:`grouping.tables.warm_start_table` with the job's model,
+training and ``warm_start`` options; its candidates always include every single task and the all-task
+set, see :func:`service.limits.warm_start_plan`). The warm-start table is stored as the explicit
+``min_loss`` problem of its validation losses with ``"normalize": "stl"`` and singletons ``"none"``,
+its bootstrap draws under ``metadata.val_draws`` (what the groupings' trust reports are computed
+from). Progress is one fraction over both parts, weighted by their planned training compute; the
+warm-start part reports per network trained and every few steps of each, and a cancel or stop is
+honoured before every step. A warm-start part interrupted by a stop is trained anew by the next
+attempt (only affinity runs checkpoint their epochs).
 
 Contract of :func:`run_job`:
 
@@ -37,11 +49,15 @@ Contract of :func:`run_job`:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import shutil
 import socket
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,18 +68,24 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from grouping.affinity import compute_affinity
+from grouping.affinity import AffinityRun, compute_affinity
+from grouping.data import Dataset as LoadedDataset
 from grouping.data import DatasetSpec, load_dataset
 from grouping.errors import InputError
 from grouping.problem import parse_problem
-from grouping.training import Cancelled
+from grouping.tables import NetworkTable as WarmStartTable
+from grouping.tables import candidate_subsets, warm_start_table
+from grouping.training import Cancelled, Progress
 from grouping.training.checkpoint import FILENAME as CHECKPOINT_FILENAME
+from grouping.training.loop import resolve_device
 from service.db import transaction
 from service.errors import field_path
+from service.groupings import EXPLICIT_SINGLETONS
 from service.jsonsafe import json_safe
+from service.limits import warm_start_plan
 from service.locations import allowed_location
 from service.models import AffinityResult, Dataset, Grouping, Job, NetworkTable, utcnow
-from service.schemas import JobCreate
+from service.schemas import WARM_START, JobCreate
 from service.settings import Settings, get_settings
 from worker.heartbeat import Heartbeat
 from worker.progress import JobProgress
@@ -71,8 +93,17 @@ from worker.reaper import attempts_exhausted, exhausted_error
 
 log = logging.getLogger(__name__)
 
-#: the singleton rules a network table is stored for (see the selection issue's affinity form)
+#: the singleton rules an affinity network table is stored for (see the selection issue's affinity form)
 SINGLETON_RULES = ("forbid", "normalized")
+
+
+@dataclass
+class JobResults:
+    """What a job's methods produced: the affinity run (affinity methods) and the warm-start table."""
+
+    affinity: AffinityRun | None = None
+    table: WarmStartTable | None = None
+    device: str | None = None
 
 
 def run_job(
@@ -102,16 +133,42 @@ def run_job(
     with Heartbeat(progress.beat, settings.heartbeat_interval):
         try:
             request = JobCreate.model_validate(job.spec)
-            dataset = load_dataset(dataset_spec(request, job, session_factory, settings))
-            run = compute_affinity(
-                dataset,
-                list(request.methods),
-                request.model,
-                request.training,
-                progress=progress.report,
-                should_cancel=progress.should_cancel,
-                checkpoint_dir=Path(job.checkpoint_dir or settings.checkpoints_dir / job_id),
-            )
+            spec = dataset_spec(request, job, session_factory, settings)
+            dataset = load_dataset(spec)
+            plan = None
+            if request.warm_start is not None:  # checked before any training
+                plan = warm_start_plan(dataset.task_names, request.warm_start, settings)
+            parts = _parts(request, dataset, plan, progress.report)
+            results = JobResults()
+            if request.affinity_methods:
+                results.affinity = compute_affinity(
+                    dataset,
+                    request.affinity_methods,
+                    request.model,
+                    request.training,
+                    progress=parts.pop(0),
+                    should_cancel=progress.should_cancel,
+                    checkpoint_dir=Path(job.checkpoint_dir or settings.checkpoints_dir / job_id),
+                )
+                results.device = str(results.affinity.metadata.get("device") or "") or None
+            if request.warm_start is not None and plan is not None:
+                subsets, extra = plan
+                options = request.warm_start
+                results.table = warm_start_table(
+                    spec,
+                    request.model,
+                    request.training,
+                    finetune_epochs=options.finetune_epochs,
+                    subsets=subsets,
+                    extra_subsets=extra,
+                    half_singletons=options.half_singletons,
+                    val_draws=options.val_draws,
+                    workers=1,
+                    progress=parts.pop(0),
+                    should_cancel=progress.should_cancel,
+                )
+                results.table.metadata["dataset"] = request.dataset  # not the server's file path
+                results.device = results.device or str(resolve_device(request.training.device))
         except Cancelled:
             if progress.lost:
                 return "superseded"
@@ -131,7 +188,50 @@ def run_job(
             error = {"field": None, "reason": f"internal error: {type(exc).__name__}: {exc}"}
             log_job_failure(job_id, error, exc_info=True)
             return finish("failed", error=error)
-        return finish("succeeded", run=run)
+        return finish("succeeded", run=results)
+
+
+def _parts(
+    request: JobCreate,
+    dataset: LoadedDataset,
+    plan: tuple[list[list[str]] | None, list[list[str]]] | None,
+    report: Callable[[Progress], None],
+) -> list[Callable[[Progress], None]]:
+    """One progress callback per part of the job (the affinity run, then the warm-start table), each
+    mapping its part's fraction onto the job's: parts weigh their planned training compute in
+    all-task runs (an affinity run 1; a warm-start table its base runs plus its fine-tuning steps)."""
+    weights: list[float] = []
+    if request.affinity_methods:
+        weights.append(1.0)
+    options = request.warm_start
+    if options is not None and plan is not None:
+        steps_per_epoch = max(1, math.ceil(len(dataset.train) / request.training.batch_size))
+        run = steps_per_epoch * request.training.epochs
+        finetune = math.floor(options.finetune_epochs * steps_per_epoch + 0.5) / run
+        tasks = dataset.task_names
+        n_subsets = len(candidate_subsets(tasks, *plan))
+        halves = 0.5 * (1 + len(tasks) * finetune) if options.half_singletons else 0.0
+        weights.append(1.0 + n_subsets * finetune + halves)
+    total = sum(weights) or 1.0
+    callbacks = []
+    start = 0.0
+    for weight in weights:
+        callbacks.append(_scaled(report, start / total, weight / total))
+        start += weight
+    return callbacks
+
+
+def _scaled(report: Callable[[Progress], None], start: float, width: float) -> Callable[[Progress], None]:
+    """``report`` of a part spanning ``[start, start + width]`` of the job's progress."""
+
+    last = start + width >= 1.0 - 1e-9
+
+    def scaled(progress: Progress) -> None:
+        done = last and progress.fraction >= 1.0  # the job's last report: exactly 1
+        fraction = 1.0 if done else min(start + width * progress.fraction, 1.0)
+        report(dataclasses.replace(progress, fraction=fraction))
+
+    return scaled
 
 
 def log_job_failure(job_id: str, error: dict[str, Any], *, exc_info: bool = False) -> None:
@@ -293,7 +393,7 @@ class _Finisher:
                 status, run = "cancelled", None
             if run is not None:
                 _write_results(session, self.job_id, run)
-                job.device = str(run.metadata.get("device") or "") or job.device
+                job.device = run.device or job.device
                 job.progress_fraction = 1.0
             now = utcnow()
             job.status, job.error, job.finished_at, job.eta_seconds = status, error, now, None
@@ -322,16 +422,25 @@ def _outcome(history: list[Any] | None, outcome: str) -> list[Any]:
     return [*history[:-1], {**history[-1], "outcome": outcome}]
 
 
-def _write_results(session: Session, job_id: str, run: Any) -> None:
+def _write_results(session: Session, job_id: str, results: JobResults) -> None:
     """Replace the job's affinity rows and network tables, dropping groupings solved from an earlier
     attempt's tables (idempotent across attempts). Every document is :func:`json_safe` (NaN → null).
 
-    A network table is stored per singleton rule the matrix admits (``normalized`` needs positive
-    self-affinities); the tables differ only in their ``singletons`` key.
+    An affinity network table is stored per singleton rule the matrix admits (``normalized`` needs
+    positive self-affinities); the tables differ only in their ``singletons`` key. The warm-start
+    table is stored once, singletons :data:`EXPLICIT_SINGLETONS` (see the module docstring).
     """
     session.execute(delete(AffinityResult).where(AffinityResult.job_id == job_id))
     session.execute(delete(NetworkTable).where(NetworkTable.job_id == job_id))
     session.execute(delete(Grouping).where(Grouping.job_id == job_id))
+    if results.table is not None:
+        problem = json_safe(results.table.problem_document("val", normalize="stl"))
+        session.add(
+            NetworkTable(job_id=job_id, method=WARM_START, singletons=EXPLICIT_SINGLETONS, problem=problem)
+        )
+    run = results.affinity
+    if run is None:
+        return
     for method, matrix in run.matrices.items():
         base = json_safe(run.to_problem_dict(method, singletons="forbid"))
         session.add(

@@ -66,7 +66,7 @@ def _stop_jobs(**_: Any) -> None:
 
 @app.task(name=RUN_JOB, bind=True)
 def run_job_task(self: Task, job_id: str) -> str:
-    """Run the affinity job; on success queue the precomputation of its groupings on the solve queue
+    """Run the job; on success queue the precomputation of its groupings on the solve queue
     (if that cannot be queued, ``GET /groupings`` solves on demand); requeue it when stopped."""
     status = run_job(
         job_id, session_factory(), settings=get_settings(), worker=self.request.hostname, stop=STOP

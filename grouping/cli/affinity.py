@@ -1,5 +1,15 @@
-"""``taskgrouper affinity``: train the surrogate all-task network on a dataset, measure task affinities,
-and write the selection problem ``taskgrouper solve`` reads (plus every method's matrices and metadata)."""
+"""``taskgrouper affinity``: estimate how tasks help each other on a dataset and write the selection
+problem ``taskgrouper solve`` reads.
+
+``--method warm_start`` (the default, :data:`DEFAULT_METHOD`) trains the all-task network once and
+fine-tunes a copy on each candidate task subset (:func:`grouping.tables.warm_start_table`); it writes
+the explicit ``min_loss`` problem of the copies' validation losses (``"normalize": "stl"``) with the
+table's metadata and the bootstrap draws of the losses (``metadata.val_draws``, from which
+``taskgrouper solve`` reports how far to trust a selection). The affinity methods (``tag``,
+``tag_first_order``, ``grad_cosine``) train the surrogate all-task network once, measure inter-task
+affinity during training and write the ``max_affinity`` problem of the first method's matrix (plus
+every method's matrices and trajectories under ``metadata``).
+"""
 
 from __future__ import annotations
 
@@ -18,16 +28,32 @@ from grouping.affinity.run import SINGLETON_POLICIES
 from grouping.data import BUILTIN_DATASETS, DatasetSpec, SplitSpec, TaskSpec, load_dataset
 from grouping.data.spec import validated
 from grouping.errors import InputError
+from grouping.tables.warm_start import ALL_SUBSETS_UP_TO, MAX_VAL_DRAWS, WARM_START_METHOD
 from grouping.training import ModelConfig, Progress, TrainingConfig
+
+#: every method ``--method`` accepts: the warm-start table and the affinity methods
+METHODS = (WARM_START_METHOD, *AFFINITY_METHODS)
+#: the method used without ``--method`` (switch back to TAG with ``"tag"``)
+DEFAULT_METHOD = WARM_START_METHOD
+#: fine-tuning passes over the training split per subset (warm_start)
+DEFAULT_FINETUNE_EPOCHS = 0.5
+#: bootstrap draws of the validation losses stored with a warm_start problem
+DEFAULT_VAL_DRAWS = 100
+#: options that only apply to the affinity methods, with their defaults there
+AFFINITY_ONLY = {"singletons": "forbid", "every": 10, "lookahead_batch": None, "checkpoint_dir": None}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``affinity`` sub-command."""
     p = subparsers.add_parser(
         "affinity",
-        help="measure task affinities on a dataset and write a selection problem",
-        description="Train one multi-task network on the dataset and measure inter-task affinity "
-        f"(methods: {', '.join(AFFINITY_METHODS)}). Built-in datasets: {', '.join(BUILTIN_DATASETS)}.",
+        help="estimate how tasks help each other on a dataset and write a selection problem",
+        description="warm_start (default): train the all-task network once, fine-tune a copy on each "
+        f"task subset (all subsets up to {ALL_SUBSETS_UP_TO} tasks, else single tasks and pairs, plus "
+        "the all-task set) and write the explicit problem of their validation losses with bootstrap "
+        "draws for trust reports. Affinity methods "
+        f"({', '.join(AFFINITY_METHODS)}): train one multi-task network and measure inter-task "
+        f"affinity. Built-in datasets: {', '.join(BUILTIN_DATASETS)}.",
     )
     p.add_argument("--dataset", required=True, help="built-in name or a local .parquet/.csv/.npz file")
     p.add_argument(
@@ -49,10 +75,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--method",
         action="append",
         default=None,
-        choices=AFFINITY_METHODS,
-        help="affinity method (repeat for several; the first one fills the problem; default tag)",
+        choices=METHODS,
+        help=f"{WARM_START_METHOD} (the default) or affinity methods (repeat for several; the first "
+        "one fills the problem); warm_start cannot be combined with affinity methods in one file",
     )
-    p.add_argument("--every", type=int, default=10, help="measure affinity every N steps (default 10)")
+    p.add_argument(
+        "--finetune-epochs",
+        type=float,
+        default=DEFAULT_FINETUNE_EPOCHS,
+        help="warm_start: fine-tuning passes over the training split per subset "
+        f"(default {DEFAULT_FINETUNE_EPOCHS})",
+    )
+    p.add_argument(
+        "--half-singletons",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="warm_start: also fine-tune a half-size all-task network on each single task (default on)",
+    )
+    p.add_argument(
+        "--val-draws",
+        type=int,
+        default=DEFAULT_VAL_DRAWS,
+        help=f"warm_start: bootstrap draws of the validation losses stored under metadata.val_draws "
+        f"(0 to {MAX_VAL_DRAWS}; default {DEFAULT_VAL_DRAWS}; 0 leaves them out)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="warm_start: processes fine-tuning subsets in parallel (default 1; the table is the same "
+        "for any number)",
+    )
+    p.add_argument("--every", type=int, help="affinity methods: measure affinity every N steps (default 10)")
     p.add_argument("--epochs", type=int, help="training epochs (default: the dataset's, else 20)")
     p.add_argument("--seed", type=int, default=0, help="seed for the split, initialisation and batches")
     p.add_argument("--optimizer", choices=["sgd", "momentum", "adam"], default="sgd")
@@ -77,16 +131,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--threads",
         type=int,
         default=1,
-        help="CPU threads for torch (default 1: small surrogate networks run fastest on one)",
+        help="CPU threads for torch (default 1: small surrogate networks run fastest on one; "
+        "warm_start always trains on one thread per process)",
     )
     p.add_argument(
         "--singletons",
         choices=SINGLETON_POLICIES,
-        default="forbid",
-        help="forbid: a task is never served alone (TAG); normalized: affinities divided by the "
-        "self-affinity, serving alone scores 0",
+        help="affinity methods: forbid (default): a task is never served alone (TAG); normalized: "
+        "affinities divided by the self-affinity, serving alone scores 0",
     )
-    p.add_argument("--checkpoint-dir", type=Path, help="save a checkpoint each epoch here and resume from it")
+    p.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        help="affinity methods: save a checkpoint each epoch here and resume from it",
+    )
     p.add_argument("--out", type=Path, required=True, help="where to write the problem JSON")
     p.set_defaults(handler=run)
 
@@ -103,9 +161,21 @@ def parse_task(text: str) -> TaskSpec:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handler: build the specs, run, write ``--out``."""
+    """Handler: build the specs, run the method (see the module docstring), write ``--out``."""
     if args.threads < 1:
         raise InputError("--threads", "must be at least 1")
+    methods = args.method or [DEFAULT_METHOD]
+    if WARM_START_METHOD in methods and len(methods) > 1:
+        raise InputError("--method", f"{WARM_START_METHOD} writes its own problem; run the affinity "
+                         "methods separately")
+    warm = methods == [WARM_START_METHOD]
+    for name, default in AFFINITY_ONLY.items():
+        value = getattr(args, name)
+        if warm and value is not None:
+            option = "--" + name.replace("_", "-")
+            raise InputError(option, f"applies to the affinity methods, not {WARM_START_METHOD}")
+        if value is None:
+            setattr(args, name, default)
     torch.set_num_threads(args.threads)
     tasks = [parse_task(text) for text in args.task] or None
     dataset_spec = validated(
@@ -135,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
     sizes = ("hidden_units", "hidden_layers", "channels", "representation")
     model_args = {name: getattr(args, name) for name in sizes if getattr(args, name) is not None}
     model = validated(ModelConfig, {"width": args.width, "backbone": args.backbone, **model_args}, "model")
-    methods = args.method or ["tag"]
+    if warm:
+        return _warm_start(args, dataset_spec, dataset.task_names, model, training)
     with _progress_bar() as report:
         result = compute_affinity(
             dataset, methods, model, training, progress=report, checkpoint_dir=args.checkpoint_dir
@@ -152,6 +223,44 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"affinity ({', '.join(methods)}) for {len(result.tasks)} tasks: {meta['epochs']} epochs, "
         f"{meta['affinity_steps']} measured steps, {meta['wall_seconds']:.1f}s on {meta['device']} "
+        f"-> {args.out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _warm_start(
+    args: argparse.Namespace,
+    spec: DatasetSpec,
+    tasks: list[str],
+    model: ModelConfig,
+    training: TrainingConfig,
+) -> int:
+    """Train the warm-start table of ``tasks`` (the default candidates plus the all-task set) and write
+    its explicit problem (with draws) to ``--out``."""
+    from grouping.tables.warm_start import warm_start_table
+
+    with _progress_bar() as report:
+        table = warm_start_table(
+            spec,
+            model,
+            training,
+            finetune_epochs=args.finetune_epochs,
+            extra_subsets=[tasks],
+            half_singletons=args.half_singletons,
+            val_draws=args.val_draws,
+            workers=args.workers,
+            progress=report,
+        )
+    problem = table.problem_document("val", normalize="stl")
+    try:
+        args.out.write_text(json.dumps(problem, indent=1) + "\n")
+    except OSError as exc:
+        raise InputError("--out", f"cannot write {args.out}: {exc.strerror}") from None
+    meta = table.metadata
+    print(
+        f"{WARM_START_METHOD} table for {len(table.tasks)} tasks: {meta['networks_trained']} networks, "
+        f"{meta['mtl_runs']['total']:.2f} all-task training runs of compute, {meta['wall_seconds']:.1f}s "
         f"-> {args.out}",
         file=sys.stderr,
     )

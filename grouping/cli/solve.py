@@ -3,6 +3,11 @@
 ``solve PROBLEM.json --budget B | --budgets START:STOP:STEP [--solver S] [--time-limit SECONDS]`` prints
 one solution (or, with ``--budgets``, a JSON list of solutions) as JSON; ``import-standley VAL.tsv
 [--hoa]`` prints the explicit problem form of a Standley table.
+
+When the problem carries bootstrap draws of its losses (``metadata.val_draws``, as ``taskgrouper
+affinity --method warm_start`` writes them), every solution also has ``trust``: the selection
+re-evaluated under each draw (:func:`grouping.selection.trust.selection_trust`; ``null`` for an
+infeasible budget). Without draws the output is unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from grouping.selection import (
     solve,
     solve_curve,
 )
+from grouping.selection.trust import problem_samples, selection_trust
 
 
 def _load_json(path: str) -> Any:
@@ -45,15 +51,25 @@ def _number(text: str) -> float:
 
 
 def _solve(args: argparse.Namespace) -> int:
-    problem = parse_problem(_load_json(args.problem))
+    data = _load_json(args.problem)
+    problem = parse_problem(data)
+    samples = problem_samples(data) if isinstance(data, dict) else []
+
+    def output(solution: Any) -> dict[str, Any]:
+        out = solution.to_dict()
+        if samples:
+            feasible = solution.status != "infeasible"
+            out["trust"] = selection_trust(solution, problem, samples).model_dump() if feasible else None
+        return out
+
     if args.budget is not None:
-        out: Any = solve(problem, args.budget, solver=args.solver, time_limit=args.time_limit).to_dict()
+        out: Any = output(solve(problem, args.budget, solver=args.solver, time_limit=args.time_limit))
     else:
         budgets = parse_budgets(args.budgets)
         curve = solve_curve(problem, budgets, solver=args.solver, time_limit=args.time_limit)
         if all(sol.status == "infeasible" for sol in curve):
             raise InfeasibleBudget(max(sol.budget for sol in curve), min_feasible_budget(problem))
-        out = [sol.to_dict() for sol in curve]
+        out = [output(sol) for sol in curve]
     print(json.dumps(out, indent=2))
     return 0
 

@@ -21,17 +21,21 @@ validation examples, which steps were measured), not the bias of the method that
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from grouping.errors import InputError
-from grouping.problem import AffinityProblem, ExplicitProblem, Solution
+from grouping.problem import AffinityProblem, ExplicitProblem, Solution, parse_problem
 
 Problem = ExplicitProblem | AffinityProblem
 #: samples drawn by default when resampling an estimate
 DEFAULT_DRAWS = 200
+#: most draws a problem document may carry in ``metadata.val_draws`` (bounds a trust report's work)
+MAX_DOCUMENT_DRAWS = 1000
 
 
 class Interval(BaseModel):
@@ -104,6 +108,51 @@ def resampled_affinity(problem: AffinityProblem, trajectory: Sequence[Sequence[S
     data = problem.model_dump(mode="json")
     return [AffinityProblem.model_validate(
         {**data, "affinity": {"onto_row_from_column": stack[p].mean(axis=0).tolist()}}) for p in picks]
+
+
+def problem_samples(data: Mapping[str, Any]) -> list[Problem]:
+    """The samples of the estimate an explicit problem document carries, ``[]`` when it carries none.
+
+    ``data["metadata"]["val_draws"]`` (as :meth:`grouping.tables.NetworkTable.problem_document` writes
+    it) holds one map per entry of ``networks``, same order, from each task of the network's ``loss``
+    to its draws of that loss; every list has the same length K (2 ≤ K ≤ :data:`MAX_DOCUMENT_DRAWS`).
+    Sample k is the document with every loss replaced by its k-th draw (so ``normalize`` applies per
+    sample). ``InputError`` naming the item (``metadata.val_draws[2].s[7]``) when the draws do not fit
+    the networks or a draw is not a finite number."""
+    metadata = data.get("metadata")
+    if not isinstance(metadata, Mapping) or metadata.get("val_draws") is None:
+        return []
+    field = "metadata.val_draws"
+    draws, networks = metadata["val_draws"], data.get("networks")
+    if data.get("objective", "min_loss") != "min_loss" or not isinstance(networks, list):
+        raise InputError(field, "draws belong to the networks of an explicit min_loss problem")
+    if not isinstance(draws, list) or len(draws) != len(networks):
+        raise InputError(field, f"must hold one map per network ({len(networks)})")
+    count: int | None = None
+    for i, (net, entry) in enumerate(zip(networks, draws, strict=True)):
+        losses = net.get("loss") if isinstance(net, Mapping) else None
+        if not isinstance(losses, Mapping) or not isinstance(entry, Mapping) or set(entry) != set(losses):
+            raise InputError(f"{field}[{i}]", "must map the tasks of the network's loss to their draws")
+        for task, values in entry.items():
+            where = f"{field}[{i}].{task}"
+            if not isinstance(values, list):
+                raise InputError(where, "must be a list of draws")
+            count = len(values) if count is None else count
+            if len(values) != count:
+                raise InputError(where, f"has {len(values)} draws; every list needs {count}, as the first")
+            for k, value in enumerate(values):
+                if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                    raise InputError(f"{where}[{k}]", "must be a finite number")
+    if count is None or not 2 <= count <= MAX_DOCUMENT_DRAWS:
+        raise InputError(field, f"needs 2 to {MAX_DOCUMENT_DRAWS} draws per loss, got {count or 0}")
+    base = {key: value for key, value in data.items() if key != "metadata"}
+    return [
+        parse_problem({**base, "networks": [
+            {**net, "loss": {t: entry[t][k] for t in net["loss"]}}
+            for net, entry in zip(networks, draws, strict=True)
+        ]})
+        for k in range(count)
+    ]
 
 
 def _minimises(problem: Problem) -> bool:

@@ -10,7 +10,13 @@ from grouping.tables.injection import inject_label
 from grouping.tables.jobs import NetworkJob, TrainedNetwork, train_job
 from grouping.tables.pool import default_workers, train_all
 from grouping.tables.table import NetworkTable, TableRow
-from grouping.tables.warm_start import WARM_START_METHOD, candidate_subsets, finetune_seed, warm_start_table
+from grouping.tables.warm_start import (
+    WARM_START_METHOD,
+    candidate_subsets,
+    finetune_seed,
+    network_count,
+    warm_start_table,
+)
 
 __all__ = [
     "MAX_TASKS",
@@ -25,6 +31,7 @@ __all__ = [
     "default_workers",
     "finetune_seed",
     "inject_label",
+    "network_count",
     "table_jobs",
     "train_all",
     "train_job",

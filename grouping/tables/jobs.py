@@ -19,7 +19,7 @@ selection's predicted values move with the validation examples.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +33,7 @@ from grouping.training.cost import relative_cost
 from grouping.training.evaluate import bootstrap_means, example_losses, split_losses
 from grouping.training.loop import fit
 from grouping.training.model import MultiTaskNet
+from grouping.training.progress import Progress
 
 #: a network's weights (``state_dict()``), on the CPU
 StateDict = Mapping[str, torch.Tensor]
@@ -81,11 +82,15 @@ class TrainedNetwork:
 
 
 def train_job(dataset: Dataset, job: NetworkJob, model: ModelConfig, training: TrainingConfig,
-              starts: Mapping[str, StateDict] | None = None) -> TrainedNetwork:
+              starts: Mapping[str, StateDict] | None = None, *,
+              progress: Callable[[Progress], None] | None = None,
+              should_cancel: Callable[[], bool] | None = None) -> TrainedNetwork:
     """Train ``job`` on ``dataset`` (early stopping on validation loss, best weights kept) and measure it.
 
     A job with ``start`` begins from ``starts[job.start]`` (the backbone and its tasks' heads; see
-    :func:`grouping.training.loop.fit`'s ``initial_state``)."""
+    :func:`grouping.training.loop.fit`'s ``initial_state``). ``progress`` and ``should_cancel`` are
+    handed to :func:`~grouping.training.loop.fit` (its progress reports; ``Cancelled`` before a step
+    once ``should_cancel()`` is true)."""
     data = inject_label(dataset, job.inject) if job.inject is not None else dataset
     config = model.model_copy(update={"width": job.width})
     if job.epochs is not None:
@@ -97,7 +102,8 @@ def train_job(dataset: Dataset, job: NetworkJob, model: ModelConfig, training: T
         if starts is None or job.start not in starts:
             raise InputError("starts", f"no trained weights named {job.start!r} to start {job.tasks} from")
         initial_state = starts[job.start]
-    result = fit(data, list(job.tasks), config, training, initial_state=initial_state, max_steps=job.steps)
+    result = fit(data, list(job.tasks), config, training, initial_state=initial_state, max_steps=job.steps,
+                 progress=progress, should_cancel=should_cancel)
     specs = [data.task(name) for name in job.tasks]
     device = next(result.model.parameters()).device
     test_loss = split_losses(result.model, data.test.to(device), specs)

@@ -49,6 +49,9 @@ def train_all(
 ) -> list[TrainedNetwork]:
     """Train every job (results in job order). Raises ``InputError`` for bad data or a diverging loss.
 
+    An exception from a network or from ``on_done`` (which may raise, e.g. ``Cancelled``, to stop the
+    work) cancels the networks not yet started; the pool then waits only for those running.
+
     ``starts``: the named weights that jobs with ``start`` begin from (see :func:`train_job`)."""
     workers = default_workers() if workers is None else workers
     if workers < 1:
@@ -66,11 +69,16 @@ def train_all(
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                              initargs=(spec, starts)) as pool:
         futures = {pool.submit(_run, job, model, training): k for k, job in enumerate(jobs)}
-        for done, future in enumerate(as_completed(futures), start=1):
-            k = futures[future]
-            results[k] = future.result()
-            if on_done is not None:
-                on_done(done, len(jobs), results[k])
+        try:
+            for done, future in enumerate(as_completed(futures), start=1):
+                k = futures[future]
+                results[k] = future.result()
+                if on_done is not None:
+                    on_done(done, len(jobs), results[k])
+        except BaseException:  # a failed network or on_done raising (e.g. Cancelled): drop the queue
+            for future in futures:
+                future.cancel()
+            raise
     return list(results)  # type: ignore[arg-type]
 
 

@@ -77,6 +77,31 @@ class NetworkTable:
             samples.append(NetworkTable(self.tasks, self.method, rows).to_problem("val", cost))
         return samples
 
+    def problem_document(self, split: Split = "val", cost: CostRule = "standley", *,
+                         normalize: Literal["none", "stl"] = "none", draw_digits: int = 6) -> dict[str, Any]:
+        """The explicit problem JSON ``taskgrouper solve`` reads: :meth:`to_problem` of ``split`` with
+        ``normalize`` (``"stl"``: losses relative to each task's full-size single-task row), plus
+        ``metadata`` — the table's metadata and ``method``, and for ``split="val"``, when the rows hold
+        bootstrap draws, ``val_draws``: one map per entry of ``networks`` (same order) from each task it
+        serves to its draws of the validation loss (raw, like ``loss``; rounded to ``draw_digits``
+        significant digits), which :func:`grouping.selection.trust.problem_samples` turns back into
+        samples of the problem. ``InputError`` when the problem does not validate (e.g. ``"stl"`` without
+        a single-task row for every task)."""
+        from grouping.problem import parse_problem
+
+        problem = self.to_problem(split, cost)
+        data: dict[str, Any] = {**problem.to_dict(), "normalize": normalize}
+        parse_problem(data)
+        metadata: dict[str, Any] = {**self.metadata, "method": self.method}
+        samples = self.val_samples(cost) if split == "val" else []
+        if samples:
+            metadata["val_draws"] = [
+                {t: [float(f"{sample.networks[i].values[t]:.{draw_digits}g}") for sample in samples]
+                 for t in net.values}
+                for i, net in enumerate(problem.networks)
+            ]
+        return {**data, "metadata": metadata}
+
     def row(self, tasks: tuple[str, ...] | list[str], size: str = "full") -> TableRow:
         """The row training exactly ``tasks`` at ``size``."""
         wanted = frozenset(tasks)

@@ -31,7 +31,7 @@ import contextlib
 import math
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import combinations
 
 import torch
@@ -41,9 +41,10 @@ from grouping.data.spec import DatasetSpec
 from grouping.errors import InputError
 from grouping.tables.build import HALF_WIDTH
 from grouping.tables.jobs import NetworkJob, TrainedNetwork, train_job
-from grouping.tables.pool import OnDone, train_all
+from grouping.tables.pool import OnDone, default_workers, train_all
 from grouping.tables.table import NetworkTable, TableRow
 from grouping.training.config import ModelConfig, TrainingConfig
+from grouping.training.progress import Cancelled, Progress
 
 WARM_START_METHOD = "warm_start"
 #: up to this many tasks the default candidates are all non-empty subsets; above, singles and pairs
@@ -94,6 +95,19 @@ def candidate_subsets(
     return sorted(chosen, key=lambda subset: (len(subset), [position[t] for t in subset]))
 
 
+def network_count(
+    tasks: Sequence[str],
+    subsets: Sequence[Sequence[str]] | None = None,
+    extra_subsets: Sequence[Sequence[str]] = (),
+    half_singletons: bool = False,
+) -> int:
+    """How many networks :func:`warm_start_table` trains for these arguments: the base run(s) (two with
+    ``half_singletons``), one fine-tuning run per candidate subset (:func:`candidate_subsets`, which
+    raises ``InputError`` for bad subsets) and, with ``half_singletons``, one per task."""
+    halves = len(tasks) if half_singletons else 0
+    return 1 + int(half_singletons) + len(candidate_subsets(tasks, subsets, extra_subsets)) + halves
+
+
 def warm_start_table(
     spec: DatasetSpec,
     model: ModelConfig,
@@ -106,6 +120,8 @@ def warm_start_table(
     val_draws: int = 0,
     workers: int | None = None,
     on_done: OnDone | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
 ) -> NetworkTable:
     """Train the all-task network of ``spec``'s tasks, fine-tune a copy of it on each candidate subset
     (:func:`candidate_subsets`) and return the table of the fine-tuned networks (see the module
@@ -126,6 +142,15 @@ def warm_start_table(
     ``metadata["mtl_runs"]`` counts training compute in all-task runs: each run's optimizer steps times
     its measured inference cost, over the steps of the all-task run (``base`` is 1; ``finetune``,
     ``half_base``, ``half_finetune`` and their ``total``); validation and test passes are not counted.
+
+    ``progress`` receives the table's :class:`~grouping.training.Progress`: ``fraction`` and ``step``
+    count the planned optimizer steps of every network (a base run's ``training.epochs`` epochs, each
+    fine-tuning run's steps; a run that stops early counts as planned), ``total_steps`` their sum,
+    ``epoch`` and ``losses`` those of the network in training. Networks trained in this process report
+    every few steps, pool workers when they finish; the last report has ``fraction`` 1.
+    ``should_cancel`` is asked before every step of the networks trained in this process and after
+    each network; once it answers true the table raises
+    :class:`~grouping.training.Cancelled` (networks not yet started in the pool are dropped).
     """
     if not 0 <= val_draws <= MAX_VAL_DRAWS:
         raise InputError("val_draws", f"must lie in [0, {MAX_VAL_DRAWS}], got {val_draws!r}")
@@ -153,22 +178,38 @@ def warm_start_table(
     if half_singletons:
         jobs += [finetune((task,), HALF_WIDTH, "half") for task in tasks]
     total = len(bases) + len(jobs)
+    tracker = _TableProgress([training.epochs * steps_per_epoch] * len(bases) + [steps] * len(jobs),
+                             progress)
 
-    def report(done: int, net: TrainedNetwork) -> None:
+    def report(done: int, index: int, net: TrainedNetwork) -> None:
+        tracker.finished(index, net)
         if on_done is not None:
             on_done(done, total, net)
+        if should_cancel is not None and should_cancel():
+            raise Cancelled(f"cancelled after {done} of {total} networks")
+
+    def train_here(job: NetworkJob, index: int, starts: dict | None = None) -> TrainedNetwork:
+        return train_job(dataset, job, model, training, starts, progress=tracker.during(index),
+                         should_cancel=should_cancel)
 
     started = time.perf_counter()
     with _one_torch_thread():
         trained_bases = []
-        for job in bases:
-            trained_bases.append(train_job(dataset, job, model, training))
-            report(len(trained_bases), trained_bases[-1])
+        for k, job in enumerate(bases):
+            trained_bases.append(train_here(job, k))
+            report(k + 1, k, trained_bases[-1])
         starts = {"full": trained_bases[0].state}
         if half_singletons:
             starts["half"] = trained_bases[1].state
-        trained = train_all(spec, jobs, model, training, workers=workers, starts=starts,
-                            on_done=lambda k, _n, net: report(len(bases) + k, net))
+        if min(default_workers() if workers is None else workers, len(jobs)) <= 1:
+            trained = []
+            for k, job in enumerate(jobs):
+                trained.append(train_here(job, len(bases) + k, starts))
+                report(len(bases) + k + 1, len(bases) + k, trained[-1])
+        else:
+            position = {job: len(bases) + k for k, job in enumerate(jobs)}
+            trained = train_all(spec, jobs, model, training, workers=workers, starts=starts,
+                                on_done=lambda k, _n, net: report(len(bases) + k, position[net.job], net))
 
     base = trained_bases[0]
     metadata = {
@@ -189,6 +230,35 @@ def warm_start_table(
         metadata.update(_base_metadata("half_base", trained_bases[1]))
     return NetworkTable(list(tasks), WARM_START_METHOD, [TableRow.from_trained(net) for net in trained],
                         metadata)
+
+
+class _TableProgress:
+    """The table's progress over the planned steps of its networks (see :func:`warm_start_table`)."""
+
+    def __init__(self, planned: Sequence[int], sink: Callable[[Progress], None] | None) -> None:
+        self.planned = [max(1, p) for p in planned]  # a network of 0 steps still counts as one
+        self.total = sum(self.planned)
+        self.done = 0
+        self.sink = sink
+
+    def during(self, index: int) -> Callable[[Progress], None] | None:
+        """The progress callback of network ``index`` trained in this process."""
+        if self.sink is None:
+            return None
+        sink, planned = self.sink, self.planned[index]
+
+        def report(p: Progress) -> None:
+            step = self.done + min(planned, round(p.fraction * planned))
+            sink(Progress(fraction=min(step / self.total, 1.0), epoch=p.epoch, step=step,
+                          total_steps=self.total, losses=p.losses))
+
+        return report
+
+    def finished(self, index: int, net: TrainedNetwork) -> None:
+        self.done += self.planned[index]
+        if self.sink is not None:
+            self.sink(Progress(fraction=min(self.done / self.total, 1.0), epoch=max(net.epochs_run, 1),
+                               step=self.done, total_steps=self.total))
 
 
 @contextlib.contextmanager

@@ -4,6 +4,10 @@ and ad-hoc solves of a problem sent in the body.
 Each request's solve work is bounded: at most ``max_budgets`` budgets in any form, and the time limits
 of its solves sum to at most ``request_solve_seconds`` (each also at most ``solve_time_limit``).
 When the client disconnects, no further budget is solved.
+
+Every grouping carries ``trust`` where samples of its estimate exist (``service.groupings``: a
+warm_start table's validation-loss draws, an affinity run of at least two complete epochs; for a
+posted problem, the draws under its ``metadata.val_draws``), else ``null``.
 """
 
 from __future__ import annotations
@@ -20,20 +24,24 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from grouping.errors import InputError
 from grouping.problem import parse_problem
+from grouping.selection.trust import problem_samples
 from service import jobs
 from service.errors import input_error_response, problem_responses
 from service.groupings import (
+    EXPLICIT_SINGLETONS,
     GroupingKey,
     budget_key,
     job_groupings,
     per_budget_limit,
     read_stored,
     solve_timed,
+    with_trust,
 )
 from service.limits import check_problem, requested_budgets
 from service.routes import deps
 from service.routes.jobs import require_succeeded
 from service.schemas import (
+    WARM_START,
     GroupingCurve,
     GroupingOut,
     LongText,
@@ -100,16 +108,26 @@ async def get_groupings(
         LongText | None,
         Query(description="a range start:stop:step, e.g. 1:5:0.5, or a list 1,2,4 (at most max_budgets)"),
     ] = None,
-    method: Annotated[Name | None, Query(description="affinity method (default: the job's first)")] = None,
+    method: Annotated[
+        Name | None,
+        Query(description="the job's method whose table is solved: warm_start or an affinity method "
+              "(default: the job's first)"),
+    ] = None,
     solver: Solver = "bip",
-    singletons: Singletons = "forbid",
+    singletons: Annotated[
+        Singletons | None,
+        Query(description="affinity tables' singleton rule (default forbid); a warm_start table is "
+              "explicit and answers singletons 'none' whatever is asked"),
+    ] = None,
 ) -> GroupingOut | GroupingCurve:
-    """The job's optimal grouping at ``budget`` (or the curve over ``budgets``), in the selection JSON."""
+    """The job's optimal grouping at ``budget`` (or the curve over ``budgets``), in the selection JSON,
+    with ``trust`` where samples of the table's estimate exist (else ``null``)."""
     wanted = requested_budgets(budget, budgets, settings)
+    rule = singletons or "forbid"
 
     def read() -> tuple:
         with reads() as session:
-            return read_stored(session, job_id, solver, singletons, wanted)
+            return read_stored(session, job_id, solver, rule, wanted)
 
     job, stored = await run_in_threadpool(read)
     job = jobs.owned(job, job_id, project)
@@ -118,6 +136,8 @@ async def get_groupings(
     method = method or methods[0]
     if method not in methods:
         raise InputError("method", f"job {job_id} computed {methods}, not {method!r}")
+    if method == WARM_START:
+        rule = EXPLICIT_SINGLETONS
     keys = [(method, budget_key(b)) for b in wanted]
     if all(k in stored for k in keys):
         results = [(b, stored[(m, b)], True) for m, b in keys]
@@ -126,7 +146,7 @@ async def get_groupings(
             results = await run_in_threadpool(
                 job_groupings,
                 sessions,
-                GroupingKey(job_id, method, solver, singletons),
+                GroupingKey(job_id, method, solver, rule),
                 wanted,
                 time_limit=settings.solve_time_limit,
                 project=project,
@@ -144,7 +164,7 @@ async def get_groupings(
                 "job_id": job_id,
                 "method": method,
                 "solver": solver,
-                "singletons": singletons,
+                "singletons": rule,
                 "stored": stored,
             }
         )
@@ -152,7 +172,7 @@ async def get_groupings(
         job_id=job_id,
         method=method,
         solver=solver,
-        singletons=singletons,
+        singletons=rule,
         curve=[SolutionOut(**{**s, "budget": b}) for b, s, _ in results],
     )
 
@@ -165,11 +185,14 @@ async def solve_problem(
     _project: Annotated[str, Depends(deps.project)],
 ) -> SolutionOut | GroupingCurve:
     """Solve a problem sent in the body (explicit networks or an affinity matrix); nothing is
-    trained or stored. Every number of the problem must be finite and at most 1e6 in magnitude."""
+    trained or stored. Every number of the problem must be finite and at most 1e6 in magnitude.
+    An explicit problem carrying bootstrap draws of its losses (``metadata.val_draws``, as
+    ``taskgrouper affinity --method warm_start`` writes them) is answered with ``trust``."""
     wanted = requested_budgets(body.budget, body.budgets, settings)
     check_problem(body.problem, settings)
     try:
         problem = parse_problem(body.problem)
+        samples = await run_in_threadpool(problem_samples, body.problem)
     except InputError as exc:
         return input_error_response(exc, prefix="problem.")
     distinct = list(dict.fromkeys(wanted))
@@ -180,7 +203,8 @@ async def solve_problem(
         for b in distinct:
             if gone.is_set():
                 break
-            solutions[b] = await run_in_threadpool(solve_timed, problem, b, body.solver, limit)
+            solved = await run_in_threadpool(solve_timed, problem, b, body.solver, limit)
+            solutions[b] = await run_in_threadpool(with_trust, solved, problem, samples)
     if body.budget is not None and solutions:
         return SolutionOut(**solutions[body.budget])
     return GroupingCurve(

@@ -1,4 +1,5 @@
-"""``/jobs``: submit an affinity run, watch it, list, cancel, read its affinity matrices."""
+"""``/jobs``: submit a run (a warm-start table and/or affinity methods), watch it, list, cancel, read
+its affinity matrices."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import jobs
 from service.errors import ApiError, problem_responses
 from service.executor import JobExecutor
-from service.limits import check_job_size
+from service.limits import check_job_size, check_warm_start_size
 from service.models import AffinityResult, Job
 from service.routes import deps
 from service.schemas import JobCreate, JobOut, JobPage, JobStatus, Name
@@ -48,10 +49,13 @@ def submit_job(
     settings: Annotated[Settings, Depends(deps.settings)],
     idempotency_key: Annotated[Name | None, Header()] = None,
 ) -> JobOut:
-    """Queue an affinity run. Only ``dataset`` is required; an ``Idempotency-Key`` makes retries safe:
+    """Queue a run: the ``methods`` (default ``warm_start``) on ``dataset``. Only ``dataset`` is
+    required; a warm_start job trains at most ``max_warm_start_networks`` networks (422 naming
+    ``warm_start``). An ``Idempotency-Key`` makes retries safe:
     a retry replays the job the key created — unless the server could not queue it (503), in which
     case the key was released and the retry submits the job anew."""
     check_job_size(len(body.tasks) if body.tasks else None, settings)
+    check_warm_start_size(body, settings)
     job, created = jobs.create_job(sessions, body, project=project, idempotency_key=idempotency_key)
     response.headers["Location"] = f"/jobs/{job.id}"
     if not created:
