@@ -1,47 +1,55 @@
-"""Grouping-quality benchmark (issue 4): how close each cheap method's grouping comes to the optimum.
+"""Grouping-quality benchmark: how close each method's grouping comes to the optimum, with confidence.
 
-On three suites of six tasks (``synthetic``, ``digits-attributes``, ``multidigits``) it builds the
-exhaustive network table once (Standley §3.1; cached under ``bench/cache/``), then runs every method,
-selects at budgets 1, 1.5, …, n and scores each selection on the exhaustive table's TEST losses with
-:func:`grouping.evaluation.quality_curve` (normalised regret (method − optimal) / (random − optimal)).
+Ground truth (``bench/quality_truth.py``): per generated suite, the exhaustive network table trained
+with every truth seed (cached and committed in ``bench/truth/``); per published suite, the authors'
+test table. Replicate ``r`` of a generated suite trains every method with seed ``r`` and scores its
+selections against the mean test losses of the other seeds, so no method is judged by the networks
+it saw. Totals are over STL-relative losses (``"normalize": "stl"``).
 
-Methods and how their selection is made:
+At each budget B = 1.5, 2, …, n a method's selection gets the normalised regret
+(method − optimal) / (random − optimal) on the truth (``grouping.evaluation.quality_curve``: 0 =
+optimal, 1 = a random grouping on average); a replicate's score is its mean over budgets. Every mean
+regret comes with a paired bootstrap 95 % confidence interval over the (suite, replicate) units (one
+index draw shared by all methods, so differences between methods are paired too).
 
-* ``exhaustive_val`` — the exhaustive table's validation losses (Standley's own protocol: select on val,
-  report on test); its regret is the val→test generalisation gap, the floor for every method;
-* ``pairwise_hoa`` — the exhaustive table's 1- and 2-task networks + Higher-Order Approximation (§3.3.2);
-  these networks are bit-identical to the ones a pairwise run trains (same config and seed), so they
-  are reused rather than retrained; the cost counts only them;
-* ``esa`` — every network trained for 20% of the epochs (§3.3.1), selected on its validation losses;
-* ``tag``, ``tag_first_order``, ``grad_cosine`` — one affinity run of the all-task network each;
-* ``label_injection`` (``000_…`` eq. 2), ``rsa``, ``input_attribution`` — STL-based scores;
-* ``random`` — one uniformly drawn task grouping feasible at the budget (seeded).
+Methods (the names in the report):
 
-Affinity-score methods give ``max_affinity`` problems (TAG's rule: groups of ≥ 2 tasks, each costing one
-full network); their chosen groups are mapped to the exhaustive table's full-size network training that
-task set, and each task is served by the best chosen network that trains it (Standley's rule, as
-``quality_curve`` does for every method).
+* ``oracle`` — the optimum of the method seed's own exhaustive *test* table: perfect information about
+  one training seed; its regret against the other seeds is the floor any method can reach;
+* ``exhaustive`` — Standley's protocol on the method seed: every network trained, selected on val;
+* ``hoa`` — the 1- and 2-task networks (and the half-size ones) + the Higher-Order Approximation;
+* ``esa`` — every network trained for 20 % of the epochs (Early-Stopping Approximation);
+* ``tag``, ``tag_first_order``, ``grad_cosine`` — one affinity run, TAG's published rule (groups of
+  ≥ 2 tasks, full-size networks only);
+* ``tag_half`` — the same TAG matrix, selections that may also use half-size single-task networks;
+* ``tag_first_order_half`` — the first-order matrix of the same run, half-size singletons allowed;
+* ``tag_val_half`` — TAG with the lookahead measured on a held-out validation batch, half-size
+  singletons allowed;
+* ``tag_half_x3``, ``tag_first_order_half_x3`` — the mean matrix of three affinity runs with
+  different seeds (3 MTL runs), half-size singletons allowed;
+* ``hoa_short`` — the pairwise table with every network trained for only 3 epochs, + HOA;
+* ``warm_start`` — the all-task network trained once, a copy fine-tuned for half an epoch on each
+  task subset (and a half-size all-task network fine-tuned on each single task), selected on the
+  copies' validation losses (``grouping.tables.warm_start_table``); ``warm_start_1ep`` fine-tunes for
+  a whole epoch.
 
-Compute cost is in units of one full MTL training run (the exhaustive table's all-task network):
-``cost_epochs`` = Σ measured inference cost × epochs run / that network's epochs (the analytic count;
-TAG's lookahead overhead is not in it, as ``000_…`` footnote 3), ``cost_time`` = Σ wall seconds / that
-network's wall seconds (everything trained with one torch thread per process).
+Cost is in units of one full MTL training run of the method seed (the all-task network): network
+steps × measured inference cost. Published suites count networks queried instead.
 
-    python3 bench/grouping_quality.py                 # full run (≈ 45 min budget on 2 CPU cores)
-    python3 bench/grouping_quality.py --quick         # tiny smoke run (a few minutes)
+    python3 bench/grouping_quality.py            # the full run (truth read from bench/truth/)
+    python3 bench/grouping_quality.py --quick    # tiny smoke run of the whole pipeline
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,285 +60,279 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from bench.quality_truth import (  # noqa: E402
+    REPRODUCIBLE_R,
+    GeneratedSuite,
+    PublishedSuite,
+    ettm1,
+    generated_suites,
+    mean_table,
+    normalized,
+    pair_gains,
+    split_half_r,
+    taskonomy,
+    truth_tables,
+)
 from grouping.affinity import compute_affinity  # noqa: E402
-from grouping.data import DatasetSpec, TaskSpec, load_dataset  # noqa: E402
-from grouping.data.builtin import BUILTIN_DATASETS  # noqa: E402
-from grouping.evaluation import (  # noqa: E402
-    all_groupings,
-    evaluate_scores,
-    feasible,
-    parse_gains,
-    parse_scores,
-    quality_curve,
-)
-from grouping.problem import ChosenNetwork, parse_problem  # noqa: E402
-from grouping.scores import (  # noqa: E402
-    affinity_problem,
-    gains_document,
-    label_injection,
-    mtl_gain,
-    scores_document,
-    stl_scores,
-)
+from grouping.data import load_dataset  # noqa: E402
+from grouping.evaluation import quality_curve  # noqa: E402
+from grouping.problem import parse_problem  # noqa: E402
+from grouping.scores import affinity_problem  # noqa: E402
 from grouping.selection import solve_curve  # noqa: E402
-from grouping.tables import NetworkTable, TableRow, build_table, default_workers  # noqa: E402
-from grouping.training import ModelConfig, TrainingConfig  # noqa: E402
+from grouping.tables import NetworkTable, build_table, default_workers, warm_start_table  # noqa: E402
 
-AFFINITY_ENGINE = ("tag", "tag_first_order", "grad_cosine")
+#: the method users get by default (``tag_first_order``, half-size singletons allowed), and the
+#: baselines it must beat
+DEFAULT_METHOD = "tag_first_order_half"
+BASELINES = ("tag", "hoa")
+BOOTSTRAP_DRAWS = 10_000
+#: seeds of the extra runs of the three-run affinity ensembles: replicate + k·offset (never a truth seed)
+ENSEMBLE_SEED_OFFSET = 1000
+#: epochs of every network of ``hoa_short`` (the pairwise table trained briefly)
+SHORT_PAIR_EPOCHS = 3
 
-
-@dataclass
-class Suite:
-    """One benchmark suite: the dataset (six tasks), the surrogate model and the training recipe."""
-
-    name: str
-    spec: DatasetSpec
-    model: ModelConfig
-    training: TrainingConfig
-
-
-@dataclass
-class MethodResult:
-    name: str
-    cost_epochs: float
-    cost_time: float
-    quality: list[dict[str, Any]] = field(default_factory=list)
-    selections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    matrix: list[list[float | None]] | None = None
-
-    @property
-    def mean_regret(self) -> float | None:
-        values = [q["regret"] for q in self.quality if q["regret"] is not None]
-        return float(np.mean(values)) if values else None
+Log = Callable[[str], None]
 
 
-def multidigits_file(cache: Path, n_samples: int) -> Path:
-    """The ``multidigits`` images with six derived tasks, written once as NPZ (the built-in has two)."""
-    path = cache / f"multidigits6_{n_samples}.npz"
-    if not path.exists():
-        raw = BUILTIN_DATASETS["multidigits"].build({"n_samples": n_samples, "seed": 0})
-        left, right = raw.table["left"], raw.table["right"]
-        np.savez(path, image=raw.table["image"], left=left, right=right,
-                 left_even=(left % 2 == 0).astype(np.int64),
-                 right_prime=np.isin(right, [2, 3, 5, 7]).astype(np.int64),
-                 digit_sum=(left + right).astype(np.float32), left_greater=(left > right).astype(np.int64))
-    return path
-
-
-def make_suites(quick: bool, cache: Path) -> list[Suite]:
-    """The three suites; ``quick`` shrinks data and epochs for a smoke run."""
-    n = 600 if quick else 2000
-    epochs = 4 if quick else 50
-    # the project's default optimiser (plain SGD, lr 0.05): TAG's lookahead is then the task's own step
-    train = TrainingConfig(epochs=epochs, patience=6, batch_size=64, every=5, seed=0, device="cpu")
-    synthetic = DatasetSpec(
-        source="synthetic",
-        options={"n_samples": n, "n_clusters": 2, "tasks_per_cluster": 2, "conflicting_pairs": 1,
-                 "noise": 0.3},
-        tasks=[TaskSpec(name=t, type="regression")
-               for t in ("c0_t0", "c0_t1", "c1_t0", "c1_t1", "x0_a", "x0_b")])
-    digits = DatasetSpec(source="digits-attributes", tasks=[
-        TaskSpec(name="digit", type="multiclass"), TaskSpec(name="even", type="binary"),
-        TaskSpec(name="prime", type="binary"), TaskSpec(name="closed_loop", type="binary"),
-        TaskSpec(name="symmetric", type="binary"), TaskSpec(name="ink", type="regression")])
-    multi = DatasetSpec(source=str(multidigits_file(cache, n)), features=["image"], tasks=[
-        TaskSpec(name="left", type="multiclass"), TaskSpec(name="right", type="multiclass"),
-        TaskSpec(name="left_even", type="binary"), TaskSpec(name="right_prime", type="binary"),
-        TaskSpec(name="digit_sum", type="regression"), TaskSpec(name="left_greater", type="binary")])
-    mlp = ModelConfig(hidden_units=64, hidden_layers=2, representation=32)
-    cnn = ModelConfig(backbone="cnn", channels=6, representation=32)
-    return [
-        Suite("synthetic", synthetic, mlp, train),
-        Suite("digits-attributes", digits, cnn, train.model_copy(update={"epochs": 4 if quick else 40})),
-        Suite("multidigits", multi, cnn, train.model_copy(update={"epochs": 4 if quick else 40})),
-    ]
-
-
-def cached_table(suite: Suite, method: str, cache: Path, workers: int, log) -> NetworkTable:
-    """``build_table`` once per (suite, method, configuration); later runs read the JSON cache."""
-    key = json.dumps([suite.spec.model_dump(mode="json"), suite.model.model_dump(),
-                      suite.training.model_dump(), method], sort_keys=True)
-    path = cache / f"{suite.name}_{method}_{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
-    if path.exists():
-        log(f"  {method}: cached {path.name}")
-        return NetworkTable.from_dict(json.loads(path.read_text()))
-    started = time.perf_counter()
-
-    def progress(k: int, total: int, net) -> None:
-        if k % 10 == 0:
-            log(f"  {method}: {k}/{total} {'+'.join(net.job.tasks)} {net.job.size} {net.seconds:.1f}s")
-
-    table = build_table(suite.spec, method, suite.model, suite.training, workers=workers, on_done=progress)
-    log(f"  {method}: {len(table.rows)} networks in {time.perf_counter() - started:.0f}s")
-    path.write_text(json.dumps(table.to_dict()))
-    return table
-
-
-def chosen(solution) -> list[dict[str, Any]]:
-    return [net.model_dump(mode="json") for net in solution.networks]
-
-
-def evaluate(name: str, truth, problem, budgets: list[float], cost: tuple[float, float],
-             matrix: np.ndarray | None = None) -> MethodResult:
-    """Select on ``problem`` at every budget and score the selections on the ``truth`` table."""
+def regrets(truth: dict[str, Any], problem: Any, budgets: list[float]) -> list[float | None]:
+    """The regret of ``problem``'s optimal selection at each budget, scored on ``truth``."""
     curve = solve_curve(parse_problem(problem) if isinstance(problem, dict) else problem, budgets)
     selections = {s.budget: s.networks for s in curve if s.status != "infeasible"}
-    quality = quality_curve(truth, selections)
-    result = MethodResult(name, *cost, [q.to_dict() for q in quality],
-                          {str(s.budget): chosen(s) for s in curve if s.status != "infeasible"})
-    if matrix is not None:
-        result.matrix = [[None if not np.isfinite(v) else float(v) for v in row] for row in matrix]
-    return result
+    quality = {q.budget: q.regret for q in quality_curve(truth, selections)}
+    return [quality.get(b) for b in budgets]
 
 
-def random_method(truth, budgets: list[float], seed: int) -> MethodResult:
-    """Standley's "Random" control: one uniformly drawn feasible grouping per budget."""
-    rng = np.random.default_rng(seed)
-    groupings = all_groupings(truth)
-    selections = {}
-    for budget in budgets:
-        options = feasible(groupings, budget)
-        pick = options[int(rng.integers(len(options)))]
-        nets = [truth.networks[i] for i in pick.networks]
-        selections[budget] = [ChosenNetwork(trains=n.tasks, serves=n.tasks, size=n.size, cost=n.cost)
-                              for n in nets]
-    quality = quality_curve(truth, selections)
-    return MethodResult("random", 0.0, 0.0, [q.to_dict() for q in quality],
-                        {str(b): [n.model_dump(mode="json") for n in s] for b, s in selections.items()})
+def table_cost(rows, reference) -> float:
+    """Σ steps × measured cost of ``rows`` in units of the reference (all-task) network's."""
+    return sum(r.measured_cost * r.epochs_run for r in rows) / (reference.measured_cost
+                                                               * reference.epochs_run)
 
 
-def run_suite(suite: Suite, cache: Path, workers: int, log) -> dict[str, Any]:
-    """Every method on one suite; returns the JSON-safe results."""
-    log(f"== {suite.name}")
-    exhaustive = cached_table(suite, "exhaustive", cache, workers, log)
-    tasks = exhaustive.tasks
-    budgets = [float(b) for b in np.arange(1.0, len(tasks) + 0.25, 0.5)]
-    truth = exhaustive.to_problem("test")
-    reference = exhaustive.row(tuple(tasks), "full")
+def pair_rows(table: NetworkTable) -> NetworkTable:
+    """The pairwise table inside an exhaustive one: 1- and 2-task networks and the half-size ones."""
+    return NetworkTable(table.tasks, "pairwise", [r for r in table.rows if len(r.tasks) <= 2],
+                        table.metadata)
 
-    def cost_of(rows_or_nets) -> tuple[float, float]:
-        epochs = sum(r.measured_cost * r.epochs_run for r in rows_or_nets) / (reference.measured_cost
-                                                                              * reference.epochs_run)
-        return epochs, sum(r.seconds for r in rows_or_nets) / reference.seconds
 
-    results: list[MethodResult] = []
-    gain = mtl_gain(exhaustive, "test")
-    results.append(evaluate("exhaustive_val", truth, exhaustive.to_problem("val"), budgets,
-                            cost_of(exhaustive.rows), gain))
+def affinity_with(tasks: list[str], matrix: np.ndarray, half: bool) -> dict[str, Any]:
+    """TAG's rule on ``matrix`` (diagonal unused), optionally with half-size singletons."""
+    return {**affinity_problem(tasks, matrix), "half_singletons": half}
 
-    pair_rows = [r for r in exhaustive.rows if len(r.tasks) <= 2]
-    pairwise = NetworkTable(tasks, "pairwise", pair_rows, exhaustive.metadata)
-    results.append(evaluate("pairwise_hoa", truth, pairwise.to_problem("val"), budgets, cost_of(pair_rows),
-                            mtl_gain(pairwise, "val")))
 
-    esa = cached_table(suite, "esa", cache, workers, log)
-    results.append(evaluate("esa", truth, esa.to_problem("val"), budgets, cost_of(esa.rows),
-                            mtl_gain(esa, "val")))
+def run_generated(suite: GeneratedSuite, tables: list[NetworkTable], replicate: int, workers: int,
+                  log: Log) -> dict[str, dict[str, Any]]:
+    """Every method of one replicate: ``{method: {"regret": [per budget], "cost": MTL runs}}``."""
+    own = tables[replicate]
+    tasks = own.tasks
+    budgets = budgets_for(tasks)
+    truth = normalized(mean_table([t for k, t in enumerate(tables) if k != replicate]).to_problem("test"))
+    reference = own.row(tuple(tasks))
+    training = suite.training_for(replicate)
+    out: dict[str, dict[str, Any]] = {}
+
+    def record(name: str, problem: Any, cost: float, seconds: float = 0.0) -> None:
+        out[name] = {"regret": regrets(truth, problem, budgets), "cost": cost, "seconds": seconds}
+
+    record("oracle", normalized(own.to_problem("test")), table_cost(own.rows, reference))
+    record("exhaustive", normalized(own.to_problem("val")), table_cost(own.rows, reference))
+    pairs = pair_rows(own)
+    record("hoa", normalized(pairs.to_problem("val")), table_cost(pairs.rows, reference))
+
+    started = time.perf_counter()
+    esa = build_table(suite.spec, "esa", suite.model, training, workers=workers)
+    record("esa", normalized(esa.to_problem("val")), table_cost(esa.rows, reference),
+           time.perf_counter() - started)
 
     dataset = load_dataset(suite.spec)
-    scores: dict[str, np.ndarray] = {}
-    # warm-up (first-call set-up of torch.func etc.) so that the timed runs below measure training only
-    compute_affinity(dataset, list(AFFINITY_ENGINE), suite.model,
-                     suite.training.model_copy(update={"epochs": 1}))
-    for method in AFFINITY_ENGINE:
-        started = time.perf_counter()
-        run = compute_affinity(dataset, [method], suite.model, suite.training)
-        seconds = time.perf_counter() - started
-        log(f"  {method}: {run.metadata['epochs']} epochs in {seconds:.0f}s")
-        matrix = np.array(run.matrices[method], dtype=float)
-        np.fill_diagonal(matrix, np.nan)
-        scores[method] = matrix
-        cost = (run.metadata["epochs"] / reference.epochs_run, seconds / reference.seconds)
-        results.append(evaluate(method, truth, affinity_problem(tasks, matrix), budgets, cost, matrix))
-
-    stl_rows = [exhaustive.row((t,), "full") for t in tasks]
     started = time.perf_counter()
-    li, injected = label_injection(suite.spec, tasks, suite.model, suite.training, workers=workers,
-                                   stl_loss={t: r.test_loss[t] for t, r in zip(tasks, stl_rows, strict=True)})
-    log(f"  label_injection: {len(injected)} networks in {time.perf_counter() - started:.0f}s")
-    scores["label_injection"] = li
-    results.append(evaluate("label_injection", truth, affinity_problem(tasks, li), budgets,
-                            cost_of([*stl_rows, *(TableRow.from_trained(n) for n in injected)]), li))
-
-    started = time.perf_counter()
-    stl = stl_scores(suite.spec, tasks, suite.model, suite.training, workers=workers)
+    run = compute_affinity(dataset, ["tag", "tag_first_order", "grad_cosine"], suite.model, training)
     seconds = time.perf_counter() - started
-    log(f"  rsa/input_attribution: {len(tasks)} STL networks in {seconds:.0f}s")
-    for name, matrix in stl.items():
-        scores[name] = matrix
-        results.append(evaluate(name, truth, affinity_problem(tasks, matrix), budgets, cost_of(stl_rows),
-                                matrix))
+    cost = run.metadata["epochs"] / reference.epochs_run
+    for method in ("tag", "tag_first_order", "grad_cosine"):
+        record(method, affinity_with(tasks, np.asarray(run.matrices[method]), False), cost, seconds)
+    record("tag_half", affinity_with(tasks, np.asarray(run.matrices["tag"]), True), cost, seconds)
 
-    results.append(random_method(truth, budgets, seed=0))
-    levels = evaluate_scores(parse_gains(gains_document(tasks, gain)),
-                             parse_scores(scores_document(tasks, scores), tasks))
-    return {
-        "suite": suite.name, "tasks": tasks, "budgets": budgets,
-        "model": suite.model.model_dump(), "training": suite.training.model_dump(),
-        "table_wall_seconds": exhaustive.metadata.get("wall_seconds"),
-        "reference": {"epochs": reference.epochs_run, "seconds": reference.seconds},
-        "curve": {str(q["budget"]): {k: q[k] for k in ("optimal", "random", "pessimal")}
-                  for q in results[0].quality},
-        "methods": {r.name: {"cost_epochs": r.cost_epochs, "cost_time": r.cost_time,
-                             "mean_regret": r.mean_regret, "quality": r.quality,
-                             "selections": r.selections, "matrix": r.matrix}
-                    for r in results},
-        "score_levels": {name: ev.to_dict() for name, ev in levels.items()},
+    first = {m: np.asarray(run.matrices[m]) for m in ("tag", "tag_first_order")}
+    record("tag_first_order_half", affinity_with(tasks, first["tag_first_order"], True), cost, seconds)
+
+    started = time.perf_counter()
+    held_out = training.model_copy(update={"lookahead_batch": "val"})
+    run = compute_affinity(dataset, ["tag"], suite.model, held_out)
+    record("tag_val_half", affinity_with(tasks, np.asarray(run.matrices["tag"]), True),
+           run.metadata["epochs"] / reference.epochs_run, time.perf_counter() - started)
+
+    # the mean matrix of three affinity runs with different seeds (the first is the run above)
+    matrices, epochs, seconds = {m: [v] for m, v in first.items()}, run.metadata["epochs"], seconds
+    for extra in (ENSEMBLE_SEED_OFFSET, 2 * ENSEMBLE_SEED_OFFSET):
+        started = time.perf_counter()
+        again = compute_affinity(dataset, ["tag", "tag_first_order"], suite.model,
+                                 training.model_copy(update={"seed": replicate + extra}))
+        seconds += time.perf_counter() - started
+        epochs += again.metadata["epochs"]
+        for m in matrices:
+            matrices[m].append(np.asarray(again.matrices[m]))
+    for m, name in (("tag", "tag_half_x3"), ("tag_first_order", "tag_first_order_half_x3")):
+        record(name, affinity_with(tasks, np.mean(matrices[m], axis=0), True),
+               epochs / reference.epochs_run, seconds)
+
+    started = time.perf_counter()
+    short = training.model_copy(update={"epochs": SHORT_PAIR_EPOCHS, "patience": 0})
+    quick_pairs = build_table(suite.spec, "pairwise", suite.model, short, workers=workers)
+    record("hoa_short", normalized(quick_pairs.to_problem("val")), table_cost(quick_pairs.rows, reference),
+           time.perf_counter() - started)
+
+    for name, epochs in (("warm_start", 0.5), ("warm_start_1ep", 1.0)):
+        started = time.perf_counter()
+        warm = warm_start_table(suite.spec, suite.model, training, finetune_epochs=epochs,
+                                half_singletons=True, workers=workers)
+        record(name, normalized(warm.to_problem("val")), warm.metadata["mtl_runs"]["total"],
+               time.perf_counter() - started)
+    log(f"  {suite.name} replicate {replicate}: " + ", ".join(
+        f"{m} {mean_of(v['regret']):.3f}" for m, v in out.items()))
+    return out
+
+
+def run_published(suite: PublishedSuite, log: Log) -> dict[str, dict[str, Any]]:
+    """The methods that work from trained networks, on a published table (one replicate)."""
+    tasks = suite.test.tasks
+    budgets = budgets_for(tasks)
+    truth = normalized(suite.test.to_problem("test"))
+    out = {
+        "exhaustive": {"regret": regrets(truth, normalized(suite.val.to_problem("val")), budgets),
+                       "cost": float(len(suite.val.rows))},
+        "hoa": {"regret": regrets(truth, normalized(pair_rows(suite.val).to_problem("val")), budgets),
+                "cost": float(len(pair_rows(suite.val).rows))},
     }
+    if suite.esa is not None:
+        out["esa"] = {"regret": regrets(truth, normalized(suite.esa.to_problem("val")), budgets),
+                      "cost": float(len(suite.esa.rows))}
+    log(f"  {suite.name}: " + ", ".join(f"{m} {mean_of(v['regret']):.3f}" for m, v in out.items()))
+    return out
+
+
+def budgets_for(tasks: list[str]) -> list[float]:
+    """1.5, 2, …, n (at B = 1 the all-task network is the only grouping: regret is undefined)."""
+    return [float(b) for b in np.arange(1.5, len(tasks) + 0.25, 0.5)]
+
+
+def mean_of(values: list[float | None]) -> float:
+    defined = [v for v in values if v is not None]
+    return float(np.mean(defined)) if defined else float("nan")
+
+
+def bootstrap(units: list[dict[str, float]], seed: int = 0) -> dict[str, Any]:
+    """Paired bootstrap over units (each ``{method: mean regret}``): per method its mean and 95 % CI,
+    and for the default method its difference to each baseline (over the units both have)."""
+    rng = np.random.default_rng(seed)
+    methods = sorted({m for u in units for m in u})
+    draws = rng.integers(0, len(units), size=(BOOTSTRAP_DRAWS, len(units)))
+
+    def interval(values: np.ndarray) -> dict[str, float]:
+        present = ~np.isnan(values)
+        sums = np.where(present, values, 0.0)[draws].sum(axis=1)
+        counts = present[draws].sum(axis=1)
+        means = sums[counts > 0] / counts[counts > 0]
+        low, high = np.percentile(means, [2.5, 97.5])
+        return {"mean": float(np.nanmean(values)), "low": float(low), "high": float(high),
+                "units": int(present.sum())}
+
+    table = {m: np.array([u.get(m, np.nan) for u in units]) for m in methods}
+    result: dict[str, Any] = {"methods": {m: interval(v) for m, v in table.items()}, "differences": {}}
+    if DEFAULT_METHOD in table:
+        for base in BASELINES:
+            if base in table:
+                result["differences"][f"{DEFAULT_METHOD} - {base}"] = interval(table[DEFAULT_METHOD]
+                                                                              - table[base])
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny data and epochs (smoke run)")
-    parser.add_argument("--suites", default="synthetic,digits-attributes,multidigits")
+    parser.add_argument("--quick", action="store_true", help="tiny data, 2 seeds (smoke run)")
+    parser.add_argument("--replicates", type=int, default=None,
+                        help="replicates per generated suite (default: every truth seed)")
     parser.add_argument("--workers", type=int, default=default_workers())
-    parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "cache")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--truth", type=Path, default=None, help="truth cache folder (default bench/truth)")
+    parser.add_argument("--from-json", type=Path, default=None,
+                        help="re-render the report of a saved run (its JSON) without training anything")
     args = parser.parse_args(argv)
+    if args.from_json is not None:
+        return rerender(args.from_json)
     torch.set_num_threads(1)
-    args.cache.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - started:7.0f}s] {message}", flush=True)
 
-    wanted = args.suites.split(",")
-    suites = [s for s in make_suites(args.quick, args.cache) if s.name in wanted]
-    results = []
-    for suite in suites:
-        results.append(run_suite(suite, args.cache, args.workers, log))
-        print_suite(results[-1])
+    suites: list[dict[str, Any]] = []
+    units: list[dict[str, float]] = []
+    for suite in generated_suites(args.quick):
+        log(f"== {suite.name} (truth: {suite.seeds} seeds)")
+        cache = {"cache": args.truth} if args.truth else {}
+        tables = truth_tables(suite, args.workers, log, **cache)
+        r = split_half_r(tables)
+        log(f"  split-half r of the pair gains: {r:.3f}")
+        replicates = []
+        for replicate in range(min(args.replicates or suite.seeds, suite.seeds)):
+            result = run_generated(suite, tables, replicate, args.workers, log)
+            replicates.append(result)
+            if r >= REPRODUCIBLE_R or args.quick:
+                units.append({m: mean_of(v["regret"]) for m, v in result.items()})
+        suites.append(suite_record(suite.name, "generated", tables[0].tasks, r, replicates,
+                                   pair_gains(mean_table(tables)), r >= REPRODUCIBLE_R))
+    for published in (ettm1(), taskonomy()):
+        log(f"== {published.name} (published: {published.source})")
+        result = run_published(published, log)
+        units.append({m: mean_of(v["regret"]) for m, v in result.items()})
+        suites.append(suite_record(published.name, "published", published.test.tasks, None, [result],
+                                   None, True))
     machine = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(), "workers": args.workers, "torch": torch.__version__,
-        "python": platform.python_version(), "quick": args.quick,
+        "platform": platform.platform(), "cpus": os.cpu_count(), "workers": args.workers,
+        "torch": torch.__version__, "python": platform.python_version(), "quick": args.quick,
         "total_seconds": time.perf_counter() - started,
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
+    summary = bootstrap(units)
     stem = "grouping_quality_quick" if args.quick else "grouping_quality"
-    (args.out / f"{stem}.json").write_text(json.dumps({"machine": machine, "suites": results}, indent=1))
+    document = {"machine": machine, "suites": suites, "summary": summary, "default": DEFAULT_METHOD}
+    (args.out / f"{stem}.json").write_text(json.dumps(document, indent=1))
     from bench.grouping_quality_report import write_report
 
-    write_report(args.out, stem, machine, results)
+    write_report(args.out / f"{stem}.md", document)
     log(f"done; report in {args.out / (stem + '.md')}")
     return 0
 
 
-def print_suite(result: dict[str, Any]) -> None:
-    """The per-suite table: regret per budget, mean regret and compute cost."""
-    budgets = result["budgets"]
-    print(f"\n{result['suite']}: tasks {', '.join(result['tasks'])}")
-    cells = " ".join(f"{b:>5g}" for b in budgets)
-    print(f"{'method':18s} {'cost(ep)':>8s} {'cost(t)':>8s} {'mean':>6s} {cells}")
-    for name, m in result["methods"].items():
-        regrets = {str(q["budget"]): q["regret"] for q in m["quality"]}
-        cells = " ".join(f"{regrets[str(b)]:5.2f}" if regrets.get(str(b)) is not None else "    -"
-                         for b in budgets)
-        mean = f"{m['mean_regret']:6.3f}" if m["mean_regret"] is not None else "     -"
-        print(f"{name:18s} {m['cost_epochs']:8.2f} {m['cost_time']:8.2f} {mean} {cells}")
-    print()
+def rerender(path: Path) -> int:
+    """Recompute the pooled summary of a saved run (e.g. after a change of :data:`DEFAULT_METHOD`) and
+    write its report again beside it."""
+    document = json.loads(path.read_text())
+    units = [{m: mean_of(v["regret"]) for m, v in rep.items()}
+             for suite in document["suites"] if suite["accepted"] for rep in suite["replicates"]]
+    document["summary"], document["default"] = bootstrap(units), DEFAULT_METHOD
+    path.write_text(json.dumps(document, indent=1))
+    from bench.grouping_quality_report import write_report
+
+    write_report(path.with_suffix(".md"), document)
+    return 0
+
+
+def suite_record(name: str, kind: str, tasks: list[str], r: float | None,
+                 replicates: list[dict[str, dict[str, Any]]], gains: np.ndarray | None,
+                 accepted: bool) -> dict[str, Any]:
+    """One suite's JSON: per replicate and method the per-budget regrets and costs, and the summary."""
+    units = [{m: mean_of(v["regret"]) for m, v in rep.items()} for rep in replicates]
+    methods = list(replicates[0])
+    return {
+        "suite": name, "kind": kind, "tasks": tasks, "split_half_r": r, "accepted": accepted,
+        "budgets": budgets_for(tasks), "replicates": replicates,
+        "summary": bootstrap(units)["methods"],
+        "cost": {m: float(np.mean([rep[m]["cost"] for rep in replicates])) for m in methods},
+        "pair_gains": None if gains is None else [[None if np.isnan(v) else float(v) for v in row]
+                                                  for row in gains],
+    }
 
 
 if __name__ == "__main__":

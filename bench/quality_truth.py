@@ -77,7 +77,7 @@ def generated_suites(quick: bool = False) -> list[GeneratedSuite]:
     * ``clusters-3x2``: three clusters of two tasks (regression, binary);
     * ``clusters-2x3``: two clusters of three tasks (regression, binary, 4-class).
     """
-    rows = 600 if quick else 6700
+    rows = 1500 if quick else 6700
     split = SplitSpec(fractions=(0.1, 0.45, 0.45), seed=0)
     training = TrainingConfig(lr=0.05, epochs=3 if quick else 50, patience=6, batch_size=64, every=5,
                               seed=0, device="cpu")
