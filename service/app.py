@@ -24,6 +24,7 @@ from service.migrate import upgrade
 from service.ratelimit import RateLimiter
 from service.routes import datasets, groupings, health, jobs
 from service.settings import Settings
+from service.upload_parsing import UploadLimits, UploadReader
 
 DESCRIPTION = """Submit runs that estimate how tasks train together (by default a warm-start network
 table; TAG-style affinity methods by name), watch them, and read the optimal task grouping at any
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, executor: JobExecutor | None = 
     app.state.read_session_factory = make_read_session_factory(engine)
     app.state.jobs_collector = JobsCollector(session_factory)
     app.state.key_verifier = KeyVerifier(session_factory)
+    app.state.upload_reader = UploadReader(UploadLimits.from_settings(settings))
     app.state.rate_limiter = None
     install_error_handlers(app)
     app.add_middleware(CatchAll)  # innermost: the metrics see its 500s

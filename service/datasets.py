@@ -1,39 +1,72 @@
-"""Uploaded datasets: store the file, read it with the library's reader, infer its schema.
+"""Uploaded datasets: store the file, read it where a bomb cannot hurt the API, infer its schema.
 
-The upload is streamed to ``TASKGROUPER_HOME/datasets/<id>/`` (never held whole in memory),
-read with :func:`grouping.data.readers.read_table` — the same reader a job uses — and described
-column by column: dtype, shape, missing values, distinct values and the task type it could serve.
+The upload is streamed to ``TASKGROUPER_HOME/datasets/<id>/`` (never held whole in memory), then
+read — with :func:`grouping.data.readers.read_table`, the reader a job uses — by
+:class:`service.upload_parsing.UploadReader`: resource limits (rows, columns, decoded bytes) are
+checked from the file's metadata before any data is decoded, and the read runs in a child process
+with a memory cap and a timeout, so a decompression bomb costs the child, not the API (over a
+limit: 413 naming the field and the limit). Every column is described (dtype, shape, missing and
+distinct values, the task type it could serve) once, and the summary is stored with the row:
+reading a dataset back never touches its file.
+
+:func:`check_columns` then refuses, at job submission, a job the stored schema already rules out,
+and :func:`delete_dataset` removes a dataset no queued or running job uses, with its stored file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-import pyarrow as pa
-from pyarrow import csv as pyarrow_csv
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
+from grouping.data.features import MAX_CATEGORIES
 from grouping.data.location import FORMATS
-from grouping.data.readers import read_table
+from grouping.data.targets import MAX_CLASSES, MAX_FLOAT_CLASSES
 from grouping.errors import InputError
+from service.db import transaction
 from service.errors import ApiError
 from service.locations import allowed_location
-from service.models import Dataset, new_id
+from service.models import Dataset, Job, new_id
 from service.schemas import MAX_TEXT, text_problem
+from service.upload_parsing import LimitExceeded, UploadReader, describe_column
 
-#: at most this many distinct values make a column a candidate multiclass target
-MAX_CLASSES = 100
+__all__ = [
+    "check_columns",
+    "delete_dataset",
+    "describe_column",
+    "discard_upload",
+    "register_location",
+    "store_upload",
+]
+
+log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
+#: job statuses that still need their dataset
+ACTIVE_STATUSES = ("queued", "running")
 
 
 def store_upload(
-    stream: BinaryIO, filename: str, *, directory: Path, project: str, max_bytes: int, name: str | None = None
+    stream: BinaryIO,
+    filename: str,
+    *,
+    directory: Path,
+    project: str,
+    max_bytes: int,
+    name: str | None = None,
+    reader: UploadReader | None = None,
 ) -> Dataset:
     """Save ``stream`` and return the (unsaved) :class:`Dataset` row; ``InputError`` on ``file`` if bad
-    (the file name or a column name is not acceptable text, the format is unknown or unreadable).
+    (the file name or a column name is not acceptable text, the format is unknown or unreadable), a
+    413 :class:`ApiError` on ``file`` over the upload size or a limit of ``reader`` (default limits
+    without one; the body's ``resource`` names it — rows, columns, bytes, memory or seconds — and
+    ``limit`` and ``found`` give the numbers).
 
     Whatever fails, the file is removed before the error propagates; once the row is returned, the
     caller inserts it, or calls :func:`discard_upload` if it cannot."""
@@ -54,7 +87,7 @@ def store_upload(
         size, digest = _copy_limited(stream, path, max_bytes)
         if size == 0:
             raise InputError("file", "the upload is empty")
-        columns = _describe_file(path, fmt, filename, "file")
+        columns = _describe_file(path, fmt, filename, "file", reader)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -66,7 +99,7 @@ def store_upload(
         path=str(path),
         size_bytes=size,
         sha256=digest,
-        n_rows=int(columns[0]["shape"][0]),
+        n_rows=_n_rows(columns),
         columns=columns,
     )
 
@@ -76,9 +109,17 @@ def discard_upload(row: Dataset) -> None:
     shutil.rmtree(Path(row.path).parent, ignore_errors=True)
 
 
-def register_location(location: str, *, roots: list[Path], project: str, name: str | None = None) -> Dataset:
+def register_location(
+    location: str,
+    *,
+    roots: list[Path],
+    project: str,
+    name: str | None = None,
+    reader: UploadReader | None = None,
+) -> Dataset:
     """The (unsaved) :class:`Dataset` row of a file already on the server, inside one of ``roots``
-    (see :func:`service.locations.allowed_location`); it is read in place, not copied."""
+    (see :func:`service.locations.allowed_location`); it is read in place, not copied, under the
+    limits of ``reader`` (errors as :func:`store_upload`'s, on ``location``)."""
     path = allowed_location(location, roots)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -89,7 +130,7 @@ def register_location(location: str, *, roots: list[Path], project: str, name: s
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
-    columns = _describe_file(path, fmt, path.name, "location")
+    columns = _describe_file(path, fmt, path.name, "location", reader)
     return Dataset(
         id=new_id(),
         project=project,
@@ -98,35 +139,39 @@ def register_location(location: str, *, roots: list[Path], project: str, name: s
         path=str(path),
         size_bytes=path.stat().st_size,
         sha256=digest.hexdigest(),
-        n_rows=int(columns[0]["shape"][0]),
+        n_rows=_n_rows(columns),
         columns=columns,
     )
 
 
-def _describe_file(path: Path, fmt: str, shown: str, field: str) -> list[dict[str, Any]]:
-    """Read the table with the job's reader and describe its columns; ``InputError`` on ``field``
-    (the reason naming the file as ``shown``, never its server path)."""
+def _n_rows(columns: list[dict[str, Any]]) -> int:
+    if not columns:
+        raise InputError("dataset.source", "the table has no columns")
+    return int(columns[0]["shape"][0])
+
+
+def _describe_file(
+    path: Path, fmt: str, shown: str, field: str, reader: UploadReader | None
+) -> list[dict[str, Any]]:
+    """Read the table in a limited child process and describe its columns; ``InputError`` on
+    ``field``, or a 413 naming ``field`` over a limit (the reason naming the file as ``shown``,
+    never its server path)."""
     try:
-        if fmt == "csv":
-            _check_rectangular(path)
-        table = read_table(path, fmt)
+        columns = (reader or UploadReader()).describe(path, fmt)
     except InputError as exc:
         raise InputError(field, exc.reason.replace(str(path), shown)) from None
-    for i, col in enumerate(table):
-        reason = text_problem(str(col)) or (
-            f"is longer than {MAX_TEXT} characters" if len(str(col)) > MAX_TEXT else None
+    except LimitExceeded as exc:
+        reason = exc.reason.replace(str(path), shown)
+        raise ApiError(413, f"{field}: {reason}", field=field, reason=reason, **exc.details()) from None
+    if not columns:
+        raise InputError(field, "the table has no columns")
+    for i, col in enumerate(columns):
+        reason = text_problem(col["name"]) or (
+            f"is longer than {MAX_TEXT} characters" if len(col["name"]) > MAX_TEXT else None
         )
         if reason is not None:
             raise InputError(field, f"the name of column {i} {reason}")
-    return [describe_column(col, values) for col, values in table.items()]
-
-
-def _check_rectangular(path: Path) -> None:
-    """Refuse a CSV whose rows disagree with its header on the number of fields (pandas would guess)."""
-    try:
-        pyarrow_csv.read_csv(path)
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise InputError("dataset.source", f"not a valid CSV table: {exc}") from None
+    return columns
 
 
 def _copy_limited(stream: BinaryIO, path: Path, max_bytes: int) -> tuple[int, str]:
@@ -136,51 +181,17 @@ def _copy_limited(stream: BinaryIO, path: Path, max_bytes: int) -> tuple[int, st
         while chunk := stream.read(_CHUNK):
             size += len(chunk)
             if size > max_bytes:
-                raise ApiError(413, f"file: larger than the upload limit of {max_bytes} bytes", field="file")
+                raise ApiError(
+                    413,
+                    f"file: larger than the upload limit of {max_bytes} bytes",
+                    field="file",
+                    reason=f"larger than the upload limit of {max_bytes} bytes",
+                    resource="upload_bytes",
+                    limit=max_bytes,
+                )
             digest.update(chunk)
             out.write(chunk)
     return size, digest.hexdigest()
-
-
-def describe_column(name: str, values: np.ndarray) -> dict[str, Any]:
-    """Schema of one column: dtype, shape, missing and distinct counts, and a suggested task type.
-
-    Suggestion: 2 distinct values → ``binary``; an integer, boolean or text column with at most
-    :data:`MAX_CLASSES` distinct values → ``multiclass``; other numeric columns → ``regression``;
-    multi-axis arrays (features, images) → none.
-    """
-    info: dict[str, Any] = {
-        "name": name,
-        "dtype": str(values.dtype),
-        "shape": list(values.shape),
-        "n_missing": 0,
-        "n_unique": None,
-        "suggested_type": None,
-    }
-    if values.ndim != 1:
-        return info
-    kind = values.dtype.kind
-    if kind == "f":
-        missing = ~np.isfinite(values)
-        info["n_missing"] = int(missing.sum())
-        present = values[~missing]
-    elif kind == "O":
-        missing = np.array([v is None or (isinstance(v, float) and v != v) for v in values], dtype=bool)
-        info["n_missing"] = int(missing.sum())
-        present = values[~missing].astype(str)
-    else:
-        present = values
-    if kind not in "biufOUS":
-        return info
-    n_unique = int(len(np.unique(present)))
-    info["n_unique"] = n_unique
-    if n_unique == 2:
-        info["suggested_type"] = "binary"
-    elif kind in "buiOUS" and 2 < n_unique <= MAX_CLASSES:
-        info["suggested_type"] = "multiclass"
-    elif kind in "iuf" and n_unique > 2:
-        info["suggested_type"] = "regression"
-    return info
 
 
 def check_columns(
@@ -192,11 +203,16 @@ def check_columns(
 
     * every named column exists;
     * a target holds one value per row, has no missing values, and fits its type: ``binary`` at most
-      2 distinct values, ``regression`` a numeric column (a constant target is left to the worker,
+      2 distinct values, ``regression`` a numeric column, ``multiclass`` at most
+      :data:`grouping.data.targets.MAX_CLASSES` distinct values and not a continuous float column
+      (more than :data:`~grouping.data.targets.MAX_FLOAT_CLASSES` distinct values, not all whole
+      numbers) — as the worker's target encoder decides (a constant target is left to the worker,
       whose error names it just as well);
-    * a feature is not also a task's target, and is numeric (boolean, integer or float; a text
-      column cannot be a feature) without missing values. Without ``features`` every column other
-      than the targets and the split column is a feature, and is checked the same way.
+    * a feature is not also a task's target, and is either numeric (boolean, integer or float)
+      without missing values, or a text column the loader one-hot encodes: one value per row, with
+      between 1 and :data:`grouping.data.features.MAX_CATEGORIES` distinct values (missing values —
+      empty, ``None``, NaN — are allowed and set no indicator). Without ``features`` every column
+      other than the targets and the split column is a feature, and is checked the same way.
     """
     if not tasks:
         raise InputError("tasks", "an uploaded dataset needs its tasks listed (name, column, type)")
@@ -255,14 +271,103 @@ def _check_target(column: dict[str, Any], task_type: str, i: int) -> None:
         raise InputError(
             f"tasks[{i}].type", f"column {name!r} is not numeric ({column['dtype']}); it cannot be regressed"
         )
+    if task_type == "multiclass" and n_unique is not None:
+        continuous = _kind(column) == "f" and column.get("whole_numbers") is False
+        if continuous and n_unique > MAX_FLOAT_CLASSES:
+            raise InputError(
+                f"tasks[{i}].type",
+                f"column {name!r} holds {n_unique} distinct non-integer numbers; it looks continuous, not "
+                "like classes: declare it regression (or store class labels as integers or text)",
+            )
+        if n_unique > MAX_CLASSES:
+            raise InputError(
+                f"tasks[{i}].type",
+                f"column {name!r} has {n_unique} distinct values; a multiclass task allows at most "
+                f"{MAX_CLASSES} classes (declare a numeric column regression)",
+            )
+
+
+def _is_text(column: dict[str, Any]) -> bool:
+    """Whether the job's loader one-hot encodes the described column (rows described before the
+    ``categorical`` flag existed: a one-axis text or object column)."""
+    if "categorical" in column:
+        return bool(column["categorical"])
+    return len(column["shape"]) == 1 and _kind(column) in "OUS"
 
 
 def _check_feature(column: dict[str, Any], field: str, hint: str) -> None:
     name = column["name"]
-    if _kind(column) not in "biuf":
+    if _is_text(column):
+        n_unique = column.get("n_unique")
+        if n_unique == 0:
+            raise InputError(
+                field, f"text feature column {name!r} has no values (every row is missing){hint}"
+            )
+        if n_unique is not None and n_unique > MAX_CATEGORIES:
+            raise InputError(
+                field,
+                f"text feature column {name!r} has {n_unique} distinct values; at most {MAX_CATEGORIES} "
+                f"categories are one-hot encoded: leave the column out of the features or encode it as "
+                f"numbers{hint}",
+            )
+        return
+    if _kind(column) not in "biufO":  # an object column of numbers is converted by the loader
         raise InputError(
             field,
-            f"column {name!r} is not numeric ({column['dtype']}); a text column cannot be a feature{hint}",
+            f"column {name!r} ({column['dtype']}, shape {column['shape']}) is neither numeric nor a text "
+            f"column that can be one-hot encoded{hint}",
         )
     if column.get("n_missing"):
         raise InputError(field, f"feature column {name!r} has {column['n_missing']} missing values{hint}")
+
+
+def delete_dataset(
+    session_factory: sessionmaker[Session], dataset_id: str, project: str, *, uploads: Path
+) -> None:
+    """Delete the project's dataset ``dataset_id`` and, for an upload (a file under ``uploads``), its
+    stored folder; a file registered by location belongs to the server and is left in place.
+
+    A 404 :class:`ApiError` (on ``dataset_id``) when the dataset does not exist or belongs to another
+    project; a 409 naming the jobs when a queued or running job still uses it. Finished jobs
+    (succeeded, failed, cancelled) keep their results and their spec, which names the dataset; their
+    link to the row is cleared in the same transaction. The row is locked first (PostgreSQL), so a
+    job submitted meanwhile either commits first (and the delete is refused) or finds the dataset
+    gone; should a job still slip in, the database's foreign key refuses the delete with the same 409.
+    The file is removed after the row's deletion commits."""
+    try:
+        with transaction(session_factory) as session:
+            row = session.scalar(select(Dataset).where(Dataset.id == dataset_id).with_for_update())
+            if row is None or row.project != project:
+                raise ApiError(404, f"no dataset {dataset_id}", field="dataset_id")
+            active = session.scalars(
+                select(Job.id)
+                .where(Job.dataset_id == dataset_id, Job.status.in_(ACTIVE_STATUSES))
+                .order_by(Job.created_at)
+                .limit(20)
+            ).all()
+            if active:
+                raise _in_use(dataset_id, list(active))
+            session.execute(update(Job).where(Job.dataset_id == dataset_id).values(dataset_id=None))
+            path = Path(row.path)
+            session.delete(row)
+    except IntegrityError:
+        raise _in_use(dataset_id, []) from None
+    folder = path.parent
+    try:
+        inside = folder.resolve().parent == uploads.resolve()
+    except OSError:
+        inside = False
+    if inside and folder.name == dataset_id:
+        shutil.rmtree(folder, ignore_errors=True)
+        if folder.exists():
+            log.warning("dataset %s deleted, but its folder %s could not be removed", dataset_id, folder)
+
+
+def _in_use(dataset_id: str, jobs: list[str]) -> ApiError:
+    named = f": {', '.join(jobs)}" if jobs else ""
+    return ApiError(
+        409,
+        f"dataset {dataset_id} is used by a queued or running job{named}; cancel it or wait for it to finish",
+        field="dataset_id",
+        jobs=jobs,
+    )

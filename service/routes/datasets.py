@@ -1,15 +1,18 @@
-"""``/datasets``: upload a Parquet, CSV or NPZ table (validated, schema inferred) and read it back."""
+"""``/datasets``: upload a Parquet, CSV or NPZ table (validated, schema inferred), read it back, delete it.
+
+Uploads are read under the app's :class:`~service.upload_parsing.UploadReader` limits
+(``app.state.upload_reader``): in a child process, refused with a 413 naming the limit."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 from grouping.errors import InputError
-from service.datasets import discard_upload, register_location, store_upload
+from service.datasets import delete_dataset, discard_upload, register_location, store_upload
 from service.db import transaction
 from service.errors import ApiError, problem_responses
 from service.models import Dataset
@@ -40,9 +43,17 @@ def dataset_out(row: Dataset) -> DatasetOut:
     "/datasets",
     status_code=201,
     response_model=DatasetOut,
-    responses=problem_responses({422: "not a valid Parquet, CSV or NPZ table (the reason is given)"}),
+    responses=problem_responses(
+        {
+            413: "the file is over the upload size, or reading it would exceed a limit: `resource` names "
+            "it (upload_bytes, rows, columns, bytes decoded, memory, seconds), `limit` and `found` give the "
+            "numbers",
+            422: "not a valid Parquet, CSV or NPZ table (the reason is given)",
+        }
+    ),
 )
 async def upload_dataset(
+    request: Request,
     response: Response,
     sessions: Sessions,
     project: Project,
@@ -55,7 +66,11 @@ async def upload_dataset(
     name: Annotated[Name | None, Form(description="a label (default: the file's name)")] = None,
 ) -> DatasetOut:
     """Register a dataset — an uploaded file, or a file already under one of the server's
-    ``dataset_roots`` — and use its ``id`` as a job's ``dataset`` (with ``tasks`` naming its columns)."""
+    ``dataset_roots`` — and use its ``id`` as a job's ``dataset`` (with ``tasks`` naming its columns).
+
+    The file is read once, in a separate process under resource limits (rows, columns, decoded
+    bytes checked from its metadata first); its column summary is stored with the dataset."""
+    reader = request.app.state.upload_reader
     if (file is None) == (location is None):
         raise InputError("file", "give exactly one of a file to upload or a location")
     if file is not None:
@@ -67,10 +82,16 @@ async def upload_dataset(
             project=project,
             max_bytes=settings.max_upload_bytes,
             name=name,
+            reader=reader,
         )
     else:
         row = await run_in_threadpool(
-            register_location, location, roots=settings.dataset_roots, project=project, name=name
+            register_location,
+            location,
+            roots=settings.dataset_roots,
+            project=project,
+            name=name,
+            reader=reader,
         )
     try:
         with transaction(sessions) as session:
@@ -95,3 +116,23 @@ def get_dataset(
     if row is None or row.project != project:
         raise ApiError(404, f"no dataset {dataset_id}", field="dataset_id")
     return dataset_out(row)
+
+
+@router.delete(
+    "/datasets/{dataset_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(
+        {404: "no such dataset", 409: "a queued or running job uses the dataset (`jobs` lists them)"}
+    ),
+)
+def remove_dataset(
+    dataset_id: Annotated[Name, Path(description="the dataset's id")],
+    sessions: Sessions,
+    project: Project,
+    settings: Annotated[Settings, Depends(deps.settings)],
+) -> Response:
+    """Delete a dataset and its uploaded file (a file registered by location stays where it is).
+    Refused with 409 while a queued or running job uses it; finished jobs keep their results."""
+    delete_dataset(sessions, dataset_id, project, uploads=settings.datasets_dir)
+    return Response(status_code=204)
