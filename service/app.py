@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, executor: JobExecutor | None = 
     app.state.settings = settings
     app.state.session_factory = session_factory
     app.state.read_session_factory = make_read_session_factory(engine)
-    app.state.jobs_collector = JobsCollector(session_factory)
+    app.state.jobs_collector = JobsCollector(session_factory, settings)
     app.state.key_verifier = KeyVerifier(session_factory)
     app.state.upload_reader = UploadReader(UploadLimits.from_settings(settings))
     app.state.rate_limiter = None

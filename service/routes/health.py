@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from service.metrics import exposition
+from service.errors import problem_responses
+from service.metrics import metrics_response
 from service.schemas import Health
 
 router = APIRouter(tags=["operations"])
@@ -40,8 +40,13 @@ def readyz(request: Request) -> Response:
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses=problem_responses({401: "an API key was presented but is not valid (or one is required)"}),
+)
 async def metrics(request: Request) -> Response:
-    """Prometheus text exposition: jobs by status, job duration, solve time, request latency."""
-    body = await run_in_threadpool(exposition, request.app.state.jobs_collector)
-    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+    """Prometheus text exposition: jobs by status, job duration, running jobs and live workers,
+    queue lengths (the same from every API process); request latency and solve time (per process);
+    the caller's project's jobs when an API key is presented (see :mod:`service.metrics`)."""
+    return await metrics_response(request)
