@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 
+from grouping.cli import positive_int
 from grouping.errors import InputError
 from service.settings import Settings
 
@@ -64,9 +65,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--method",
         default=None,
-        help="warm_start (the default job method) or an affinity method (tag, tag_first_order, grad_cosine)",
+        help="tag_first_order (the default job method: half-size single-task networks allowed), "
+        "another affinity method (tag, grad_cosine) or warm_start",
     )
-    demo.add_argument("--epochs", type=int, default=None, help="training epochs (default: a quick run)")
+    demo.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="training epochs of the all-task network (default 10; an affinity method needs at least 2, "
+        "its trust report resamples them)",
+    )
     demo.add_argument(
         "--out", default=None, help="report folder (default: TASKGROUPER_HOME/reports/<job id>)"
     )

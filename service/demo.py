@@ -1,11 +1,17 @@
 """``taskgrouper demo``: the main job on one machine, no servers.
 
-The default job (:data:`service.schemas.DEFAULT_METHODS`: a warm-start table) on a built-in dataset
-goes through the same path as an API submission (job row in the embedded database → in-process
-executor → :func:`worker.runner.run_job`), then the groupings at every default budget are solved and
-stored, printed as a table — each with how far to trust it: the predicted gain over one all-task
-network, its interval and win rate over resamples of the estimate — and written to a Markdown report.
-Progress is printed while the job runs (a bar on a terminal, a line per tenth otherwise).
+The default job (:data:`service.schemas.DEFAULT_METHODS`: ``tag_first_order``, one affinity run of the
+all-task network, its tables allowing half-size single-task networks) on a built-in dataset goes
+through the same path as an API submission (job row in the embedded database → in-process executor →
+:func:`worker.runner.run_job`), then the groupings at every default budget (1 to n in steps of 0.5:
+a half-size network costs 0.5) are solved and stored, printed as a table — per budget the networks,
+the predicted objective and how far to trust it: the predicted gain over one all-task network, its
+interval and win rate over resamples of the estimate — and written to a Markdown report. Progress is
+printed while the job runs (a bar on a terminal, a line per tenth otherwise).
+
+An affinity method's trust report resamples the run's epochs, so the demo trains it for at least
+:data:`service.groupings.MIN_TRUST_EPOCHS` epochs (:data:`DEMO_EPOCHS` by default; fewer are refused).
+``--method warm_start`` runs the warm-start table instead.
 """
 
 from __future__ import annotations
@@ -23,7 +29,14 @@ from grouping.errors import InputError
 from grouping.problem import parse_problem
 from service.db import make_engine, make_session_factory
 from service.executor import InProcessExecutor
-from service.groupings import EXPLICIT_SINGLETONS, GroupingKey, job_groupings, table_budgets
+from service.groupings import (
+    EXPLICIT_SINGLETONS,
+    MIN_TRUST_EPOCHS,
+    GroupingKey,
+    complete_epochs,
+    job_groupings,
+    table_budgets,
+)
 from service.jobs import cancel_job, create_job
 from service.migrate import upgrade
 from service.models import AffinityResult, Job, NetworkTable
@@ -33,6 +46,8 @@ from service.settings import Settings
 
 #: a surrogate network and schedule that finish in well under a minute on one CPU core
 DEMO_MODEL = {"hidden_units": 128, "hidden_layers": 2}
+#: epochs of the all-task network: at least MIN_TRUST_EPOCHS, and early stopping (patience 5) runs at
+#: least 6 of them, so an affinity run's trajectory always has the complete epochs trust resamples
 DEMO_EPOCHS = 10
 #: what the trust intervals cover, printed under the table and in the report
 TRUST_NOTE = (
@@ -49,13 +64,22 @@ def run_demo(
     epochs: int | None = None,
     out: str | None = None,
 ) -> int:
-    """Run the demo with ``method`` (default: the default job's, :data:`DEFAULT_METHODS`); returns
-    the exit code (0 when the job succeeded and the report was written)."""
+    """Run the demo with ``method`` (default: the default job's, :data:`DEFAULT_METHODS`) for
+    ``epochs`` (default :data:`DEMO_EPOCHS`); returns the exit code (0 when the job succeeded and the
+    report was written). ``InputError`` naming ``--dataset``, ``--method`` or ``--epochs`` before any
+    training: an unknown dataset or method, fewer than 1 epoch, or fewer than
+    :data:`~service.groupings.MIN_TRUST_EPOCHS` for an affinity method (its trust report resamples
+    the run's epochs)."""
     method = method or DEFAULT_METHODS[0]
     if dataset not in BUILTIN_DATASETS:
         raise InputError("--dataset", f"choose a built-in dataset: {', '.join(sorted(BUILTIN_DATASETS))}")
     if method not in JOB_METHODS:
         raise InputError("--method", f"choose one of {', '.join(JOB_METHODS)}")
+    if epochs is not None and epochs < 1:
+        raise InputError("--epochs", f"must be a whole number >= 1, got {epochs}")
+    if method != WARM_START and epochs is not None and epochs < MIN_TRUST_EPOCHS:
+        raise InputError("--epochs", f"{method} needs at least {MIN_TRUST_EPOCHS} epochs: the trust "
+                         f"report resamples the affinity run's epochs (got {epochs})")
     settings = Settings(broker_url=None)
     request = JobCreate.model_validate(
         {
@@ -74,7 +98,8 @@ def run_demo(
     what = (
         "warm-start table (the all-task network, then a copy fine-tuned on each task subset)"
         if method == WARM_START
-        else f"{method} affinity"
+        else f"{method} affinity (one run of the all-task network; selections may use half-size "
+        "single-task networks)"
     )
     print(
         f"job {job.id}: {what} on {dataset!r}, {request.training.epochs} epochs "
@@ -130,9 +155,15 @@ def run_demo(
         }
     else:
         objective = "predicted score"
+        halves = bool(table.get("half_singletons"))
+        alone = (
+            "a task served alone by a half-size network (cost 0.5) scores 0"
+            if halves
+            else "no task is served alone"
+        )
         note = (
             f"Predicted score: total affinity onto each task from the others in the network serving it "
-            f"({method}, singletons forbidden; higher is better)."
+            f"({method}; {alone}; higher is better)."
         )
         heatmap = Heatmap(
             values=result.matrix,
@@ -142,16 +173,27 @@ def run_demo(
             file="affinity.png",
         )
         facts["epochs"] = result.meta.get("epochs")
+        facts["half-size singletons"] = "allowed (cost 0.5)" if halves else "not allowed"
+        facts["compute"] = "1 all-task training run"
     if method == WARM_START:
         print(
             f"trained {facts['networks trained']} networks ({facts['compute']} of compute) in "
             f"{job.run_seconds:.1f} s",
             flush=True,
         )
+    else:
+        print(
+            f"trained the all-task network once ({facts['epochs']} epochs, "
+            f"{result.meta.get('affinity_steps')} measured steps) in {job.run_seconds:.1f} s",
+            flush=True,
+        )
     print(f"\nOptimal groupings by budget. {note}\n")
     print(grouping_table(curve, objective))
     if any(solution.get("trust") for _, solution in curve):
         print(f"\n{TRUST_NOTE}")
+    elif result is not None and complete_epochs(result.trajectory) < MIN_TRUST_EPOCHS:
+        print(f"\nNo trust report: the affinity run has {complete_epochs(result.trajectory)} complete "
+              f"epochs; resampling needs at least {MIN_TRUST_EPOCHS}.")
     facts |= {
         "device": job.device,
         "training time": f"{job.run_seconds:.1f} s",

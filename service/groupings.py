@@ -11,6 +11,10 @@ usefully) at that cap; a request's budgets share one total solve time (``per_bud
 groupings are written in batches of at most :data:`INSERT_ROWS` rows, every :data:`STORE_EVERY`
 solved budgets, so a long curve keeps what it has solved.
 
+Affinity tables stored by the runner allow half-size single-task networks (``"half_singletons":
+true``, cost ``network_cost / 2``): their default budgets (:func:`table_budgets`) step by 0.5, so a
+curve shows the x.5 budgets that buy one.
+
 Trust: a solution solved here carries ``trust`` (:func:`grouping.selection.trust.selection_trust`'s
 report, stored with it) when its table has samples of its estimate (:func:`estimate_samples`): the
 bootstrap draws of a warm_start table's validation losses, or bootstrap means over the complete
@@ -77,10 +81,17 @@ def default_budgets(n_tasks: int, step: float = 1.0) -> list[float]:
 
 def table_budgets(problem: dict[str, Any]) -> list[float]:
     """The default budgets of a stored table: :func:`default_budgets` of its tasks, in steps of 0.5
-    when some network costs a half (a warm_start table with half-size singletons), else of 1."""
-    halves = any(
-        isinstance(net, dict) and float(net.get("cost", 1.0)) % 1.0 for net in problem.get("networks") or []
-    )
+    when some network costs a half — an explicit (warm_start) table with a network of cost x.5, or an
+    affinity table with ``half_singletons`` (a half-size single-task network costs half of
+    ``network_cost``) — else in steps of 1. Affinity tables stored before half-size singletons became
+    the default have no ``half_singletons`` key, and keep whole budgets."""
+    if problem.get("objective") == "max_affinity":
+        halves = problem.get("half_singletons") is True
+    else:
+        halves = any(
+            isinstance(net, dict) and float(net.get("cost", 1.0)) % 1.0
+            for net in problem.get("networks") or []
+        )
     return default_budgets(len(problem.get("tasks") or []), 0.5 if halves else 1.0)
 
 

@@ -13,9 +13,10 @@ subclasses narrow the field:
   it (an upload's file name and column names, a problem's strings);
 * seeds are :data:`Seed` values, 0 to 2**32 - 1 (what every random generator a run seeds accepts).
 
-A job's ``methods`` default to :data:`DEFAULT_METHODS` (warm-start subset fine-tuning); a stored job
-keeps the methods it was submitted with (``service.jobs.create_job`` pins them), so changing the
-default never changes what an earlier job ran.
+A job's ``methods`` default to :data:`DEFAULT_METHODS` (``tag_first_order``: one affinity run of the
+all-task network, whose tables allow half-size single-task networks); a stored job keeps the methods
+it was submitted with (``service.jobs.create_job`` pins them), so changing the default never changes
+what an earlier job ran.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ from grouping.training import ModelConfig, TrainingConfig
 WARM_START = "warm_start"
 #: every method a job may run: the warm-start table and the affinity methods
 JOB_METHODS = (WARM_START, *AFFINITY_METHODS)
-#: the methods of a job that does not name any (switch back to TAG with ``("tag",)``)
-DEFAULT_METHODS: tuple[str, ...] = (WARM_START,)
+#: the methods of a job that does not name any: TAG's first-order affinity (Transference §3.2), one
+#: all-task training run, solved with half-size singletons allowed — the lowest regret among methods
+#: costing at most three training runs in ``bench/results/grouping_quality.md`` (``warm_start`` and
+#: ``tag`` stay available by name)
+DEFAULT_METHODS: tuple[str, ...] = ("tag_first_order",)
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 Method = Literal[JOB_METHODS]  # type: ignore[valid-type]
@@ -169,8 +173,9 @@ class JobCreate(BaseModel):
         default_factory=lambda: list(DEFAULT_METHODS),
         json_schema_extra={"default": list(DEFAULT_METHODS)},
         min_length=1,
-        description="warm_start (the default: a network table from warm-start subset fine-tuning) "
-        "and/or affinity methods computed in one affinity run",
+        description="affinity methods computed in one affinity run (the default: tag_first_order, "
+        "its tables allowing half-size single-task networks) and/or warm_start (a network table from "
+        "warm-start subset fine-tuning)",
     )
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: JobTraining = Field(default_factory=JobTraining)

@@ -64,7 +64,12 @@ def test_run_shapes_metadata_and_round_trip(tmp_path):
     assert problem["tasks"] == run.tasks and problem["objective"] == "max_affinity"
     assert problem["affinity"]["onto_row_from_column"] == again.to_dict()["matrices"]["tag_first_order"]
     assert problem["singletons"] == "normalized" and problem["network_cost"] == 1.0
-    assert parse_problem(problem).tasks == run.tasks  # the selection side reads it as written
+    assert problem["half_singletons"] is True  # the default: half-size single-task networks allowed
+    parsed = parse_problem(problem)  # the selection side reads it as written
+    assert parsed.tasks == run.tasks and parsed.half_singletons and parsed.network_costs["half"] == 0.5
+    plain = run.to_problem_dict("tag", half_singletons=False)  # TAG's published rule
+    assert plain["half_singletons"] is False and plain["singletons"] == "forbid"
+    assert not parse_problem(plain).half_singletons
     with pytest.raises(InputError, match="method"):
         compute_affinity(data, ["tag", "nope"], SMALL, TrainingConfig(epochs=1))
 
@@ -132,7 +137,11 @@ def test_cli_sizes_the_surrogate_and_names_bad_sizes(tmp_path, capsys):
     assert main([*base, "--hidden-units", "32", "--hidden-layers", "1", "--representation", "8"]) == 0
     model = json.loads(out.read_text())["metadata"]["model"]
     assert (model["hidden_units"], model["hidden_layers"], model["representation"]) == (32, 1, 8)
-    assert main([*base, "--hidden-units", "0"]) == 2
-    assert "model.hidden_units" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse: before the dataset is even read
+        main([*base, "--hidden-units", "0"])
+    assert refused.value.code == 2
+    assert "argument --hidden-units: must be a whole number >= 1, got '0'" in capsys.readouterr().err
+    assert main([*base, "--width", "5"]) == 2  # positive, but above the model's own bound
+    assert "model.width" in capsys.readouterr().err
     assert main([*base, "--backbone", "cnn"]) == 2
     assert "model.backbone" in capsys.readouterr().err

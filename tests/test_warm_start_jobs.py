@@ -1,8 +1,9 @@
 """warm_start as a job method, end to end, and trust on every grouping.
 
-* requests: ``warm_start`` is the default method, its options are validated with bounds, a job's
-  network count is limited (``max_warm_start_networks``), a stored job keeps its methods (and the
-  migration pins the methods of jobs stored before);
+* requests: ``warm_start`` runs when a job names it (the default is ``tag_first_order``, see
+  ``tests/test_default_method.py``), its options are validated with bounds, a job's network count is
+  limited (``max_warm_start_networks``), a stored job keeps its methods (and the migration pins the
+  methods of jobs stored before);
 * the runner trains the warm-start table (progress to 1, a cancel stops it mid-way, a rerun replaces
   its results) and stores the explicit problem with its draws, singletons ``none``;
 * ``GET /groupings`` (one budget and the curve) answers with ``trust`` computed from the stored draws
@@ -10,8 +11,9 @@
   where the posted problem carries draws; the OpenAPI document describes the fields;
 * on PostgreSQL + Redis with a real Celery worker, a job running tag and warm_start stores both
   tables and precomputes both methods' groupings with trust;
-* the CLI: ``taskgrouper affinity`` writes the warm-start problem with draws by default and
-  ``taskgrouper solve`` prints its trust; affinity files solve exactly as before.
+* the CLI: ``taskgrouper affinity --method warm_start`` writes the warm-start problem with draws and
+  ``taskgrouper solve`` prints its trust; affinity files solve as before (now allowing half-size
+  singletons unless ``--no-half-singletons``).
 
 Datasets are tiny (4 synthetic tasks, 1–2 epochs of a 16-unit MLP); every wait polls with a generous
 deadline.
@@ -55,8 +57,10 @@ from worker.runner import run_job
 
 TASKS = ["c0_t0", "c0_t1", "c1_t0", "c1_t1"]
 #: a warm-start job small enough for end-to-end tests: 4 synthetic tasks, 21 networks of a tiny MLP
+#: (warm_start named: it is no longer the default method)
 WARM_JOB: dict[str, Any] = {
     "dataset": "synthetic",
+    "methods": ["warm_start"],
     "tasks": [{"name": name, "type": "regression"} for name in TASKS],
     "model": {"hidden_units": 16, "hidden_layers": 1, "representation": 8},
     "training": {"epochs": 1, "batch_size": 128},
@@ -86,12 +90,18 @@ def assert_trust(trust: dict[str, Any], networks: list[Any], samples: int) -> No
 # --- requests -------------------------------------------------------------------------------------
 
 
-def test_warm_start_is_the_default_method_with_its_default_options():
-    request = JobCreate.model_validate({"dataset": "synthetic"})
-    assert DEFAULT_METHODS == ("warm_start",) and request.methods == ["warm_start"]
+def test_warm_start_gets_its_default_options_when_requested():
+    default = JobCreate.model_validate({"dataset": "synthetic"})
+    assert DEFAULT_METHODS == ("tag_first_order",) and default.methods == ["tag_first_order"]
+    assert default.warm_start is None  # not the default any more: no options filled in
+    request = JobCreate.model_validate({"dataset": "synthetic", "methods": ["warm_start"]})
+    assert request.methods == ["warm_start"] and request.affinity_methods == []
     assert request.warm_start is not None and request.warm_start.model_dump() == {
         "finetune_epochs": 0.5, "half_singletons": True, "val_draws": 100, "subsets": None,
     }  # fmt: skip
+    unnamed = {"dataset": "synthetic", "warm_start": {"val_draws": 10}}  # options without the method
+    with pytest.raises(ValueError, match="methods do not include 'warm_start'"):
+        JobCreate.model_validate(unnamed)
     tag = JobCreate.model_validate({"dataset": "synthetic", "methods": ["tag"]})
     assert tag.warm_start is None and tag.affinity_methods == ["tag"]
     both = JobCreate.model_validate({"dataset": "synthetic", "methods": ["tag", "warm_start"]})
@@ -132,7 +142,8 @@ def test_a_warm_start_job_over_the_network_limit_is_refused(tmp_path):
         smaller = {**WARM_JOB, "warm_start": {"half_singletons": False}}  # 1 + 15 = 16
         assert client.post("/jobs", json=smaller).status_code == 202
         # a built-in dataset's tasks are known at submission (synthetic: 11 tasks, singles and pairs)
-        builtin = client.post("/jobs", json={"dataset": "synthetic", "training": {"epochs": 1}})
+        builtin = client.post("/jobs", json={"dataset": "synthetic", "methods": ["warm_start"],
+                                             "training": {"epochs": 1}})
         assert builtin.status_code == 422 and builtin.json()["field"] == "warm_start"
     assert network_count(TASKS, half_singletons=True) == 21
     eight = [f"t{k}" for k in range(8)]  # more than 6 tasks: singles and pairs, plus the all-task set
@@ -357,7 +368,7 @@ def test_openapi_describes_trust_and_the_warm_start_options(embedded_client):
     assert options["val_draws"]["maximum"] == 200 and options["val_draws"]["minimum"] == 0
     assert options["finetune_epochs"]["maximum"] == 10
     methods = schemas["JobCreate"]["properties"]["methods"]
-    assert methods["default"] == ["warm_start"] and "warm_start" in json.dumps(methods)
+    assert methods["default"] == ["tag_first_order"] and "warm_start" in json.dumps(methods)
 
 
 # --- PostgreSQL, Redis and a Celery worker ------------------------------------------------------------
@@ -396,9 +407,10 @@ def test_a_celery_worker_runs_tag_and_warm_start_and_precomputes_both(server_set
                     methods = session.execute(select(Grouping.method, Grouping.singletons, func.count())
                                               .where(Grouping.job_id == job.id)
                                               .group_by(Grouping.method, Grouping.singletons)).all()
-                return {(m, s): n for m, s, n in methods} == {("tag", "forbid"): 4, ("warm_start", "none"): 7}
+                return {(m, s): n for m, s, n in methods} == {("tag", "forbid"): 7, ("warm_start", "none"): 7}
 
-            # budgets 1..4 of the tag table, 1..4 by 0.5 of the warm-start table (half-size networks)
+            # budgets 1..4 by 0.5 of both tables: each has half-size networks (the tag table allows
+            # half-size singletons, the warm-start table has fine-tuned ones)
             wait_for(precomputed, 120, "the solve queue to store both methods' groupings")
             first = client.groupings(job.id, 2)  # the job's first method
             assert first.method == "tag" and first.stored and first.trust is not None
@@ -448,6 +460,7 @@ def test_cli_writes_the_warm_start_problem_and_solve_prints_its_trust(tmp_path, 
     tasks = [arg for name in TASKS[:3] for arg in ("--task", f"{name}:regression")]
     common = ["affinity", "--dataset", "synthetic", *tasks, "--epochs", "1", "--hidden-units", "16",
               "--hidden-layers", "1", "--representation", "8", "--batch-size", "128"]
+    common += ["--method", "warm_start"]
     assert main([*common, "--val-draws", "25", "--out", str(out)]) == 0
     assert "warm_start table for 3 tasks: 12 networks" in capsys.readouterr().err
     document = json.loads(out.read_text())
@@ -473,20 +486,25 @@ def test_cli_writes_the_warm_start_problem_and_solve_prints_its_trust(tmp_path, 
     assert "trust" not in json.loads(capsys.readouterr().out)  # no draws: the output is unchanged
 
 
-def test_cli_affinity_methods_are_unchanged_and_do_not_mix_with_warm_start(tmp_path, capsys):
+def test_cli_affinity_methods_still_work_and_do_not_mix_with_warm_start(tmp_path, capsys):
     out = tmp_path / "a.json"
     tasks = [arg for name in TASKS[:3] for arg in ("--task", f"{name}:regression")]
     common = ["affinity", "--dataset", "synthetic", *tasks, "--epochs", "2", "--hidden-units", "16"]
     assert main([*common, "--method", "tag", "--out", str(out)]) == 0
     document = json.loads(out.read_text())
     assert document["objective"] == "max_affinity" and document["singletons"] == "forbid"
+    assert document["metadata"]["method"] == "tag" and document["half_singletons"] is True
     assert main(["solve", str(out), "--budget", "2"]) == 0
     solution = json.loads(capsys.readouterr().out)
     assert set(solution) == {"status", "objective", "bound", "gap", "networks", "per_task", "solve_seconds",
                              "solver", "budget"}
+    assert main([*common, "--method", "tag", "--no-half-singletons", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["half_singletons"] is False  # TAG's published rule
+    capsys.readouterr()
+    warm = ["--method", "warm_start"]
     for extra, option in [(["--method", "tag", "--method", "warm_start"], "--method"),
-                          (["--singletons", "normalized"], "--singletons"),
-                          (["--every", "5"], "--every"),
-                          (["--checkpoint-dir", str(tmp_path)], "--checkpoint-dir")]:
+                          ([*warm, "--singletons", "normalized"], "--singletons"),
+                          ([*warm, "--every", "5"], "--every"),
+                          ([*warm, "--checkpoint-dir", str(tmp_path)], "--checkpoint-dir")]:
         assert main([*common, *extra, "--out", str(out)]) == 2
         assert f"error: {option}" in capsys.readouterr().err

@@ -3,9 +3,10 @@ Celery task (``worker.tasks``) and the embedded in-process executor (``service.e
 
 A job runs its methods: the affinity methods together in one affinity run
 (:func:`grouping.affinity.compute_affinity`; per method an affinity row and a network table per
-singleton rule), then ``warm_start`` (:func:`grouping.tables.warm_start_table` with the job's model,
-training and ``warm_start`` options; its candidates always include every single task and the all-task
-set, see :func:`service.limits.warm_start_plan`). The warm-start table is stored as the explicit
+singleton rule, each allowing half-size single-task networks, see :func:`_write_results`), then
+``warm_start`` (:func:`grouping.tables.warm_start_table` with the job's model, training and
+``warm_start`` options; its candidates always include every single task and the all-task set, see
+:func:`service.limits.warm_start_plan`). The warm-start table is stored as the explicit
 ``min_loss`` problem of its validation losses with ``"normalize": "stl"`` and singletons ``"none"``,
 its bootstrap draws under ``metadata.val_draws`` (what the groupings' trust reports are computed
 from). Progress is one fraction over both parts, weighted by their planned training compute; the
@@ -93,8 +94,12 @@ from worker.reaper import attempts_exhausted, exhausted_error
 
 log = logging.getLogger(__name__)
 
-#: the singleton rules an affinity network table is stored for (see the selection issue's affinity form)
+#: the singleton rules an affinity network table is stored for (``grouping.problem.affinity``)
 SINGLETON_RULES = ("forbid", "normalized")
+#: whether a stored affinity network table allows half-size singletons (cost 0.5, scoring 0): on, as
+#: ``AffinityRun.to_problem_dict``'s default — selections that may buy one had the lower regret in
+#: ``bench/results/grouping_quality.md``
+HALF_SINGLETONS = True
 
 
 @dataclass
@@ -427,8 +432,12 @@ def _write_results(session: Session, job_id: str, results: JobResults) -> None:
     attempt's tables (idempotent across attempts). Every document is :func:`json_safe` (NaN → null).
 
     An affinity network table is stored per singleton rule the matrix admits (``normalized`` needs
-    positive self-affinities); the tables differ only in their ``singletons`` key. The warm-start
-    table is stored once, singletons :data:`EXPLICIT_SINGLETONS` (see the module docstring).
+    positive self-affinities); the tables differ only in their ``singletons`` key. Each carries
+    ``"half_singletons": true`` (:data:`HALF_SINGLETONS`): ``GET /groupings`` solves it with half-size
+    single-task networks as candidates and its default budgets step by 0.5. Tables stored before
+    this default keep what they were stored with (no ``half_singletons`` key: no halves), and so do
+    the groupings solved from them. The warm-start table is stored once, singletons
+    :data:`EXPLICIT_SINGLETONS` (see the module docstring).
     """
     session.execute(delete(AffinityResult).where(AffinityResult.job_id == job_id))
     session.execute(delete(NetworkTable).where(NetworkTable.job_id == job_id))
@@ -442,7 +451,7 @@ def _write_results(session: Session, job_id: str, results: JobResults) -> None:
     if run is None:
         return
     for method, matrix in run.matrices.items():
-        base = json_safe(run.to_problem_dict(method, singletons="forbid"))
+        base = json_safe(run.to_problem_dict(method, singletons="forbid", half_singletons=HALF_SINGLETONS))
         session.add(
             AffinityResult(
                 job_id=job_id,

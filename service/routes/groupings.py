@@ -5,6 +5,10 @@ Each request's solve work is bounded: at most ``max_budgets`` budgets in any for
 of its solves sum to at most ``request_solve_seconds`` (each also at most ``solve_time_limit``).
 When the client disconnects, no further budget is solved.
 
+A job's affinity tables allow half-size single-task networks (cost 0.5; the runner stores them with
+``"half_singletons": true``), so a budget such as 2.5 may buy two groups and one half-size network;
+tables stored before that default allow none and answer as they always did.
+
 Every grouping carries ``trust`` where samples of its estimate exist (``service.groupings``: a
 warm_start table's validation-loss draws, an affinity run of at least two complete epochs; for a
 posted problem, the draws under its ``metadata.val_draws``), else ``null``.
@@ -116,8 +120,9 @@ async def get_groupings(
     solver: Solver = "bip",
     singletons: Annotated[
         Singletons | None,
-        Query(description="affinity tables' singleton rule (default forbid); a warm_start table is "
-              "explicit and answers singletons 'none' whatever is asked"),
+        Query(description="affinity tables' singleton rule (default forbid: a task is served alone only "
+              "by a half-size network); a warm_start table is explicit and answers singletons 'none' "
+              "whatever is asked"),
     ] = None,
 ) -> GroupingOut | GroupingCurve:
     """The job's optimal grouping at ``budget`` (or the curve over ``budgets``), in the selection JSON,
