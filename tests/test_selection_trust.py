@@ -93,3 +93,23 @@ def test_warm_start_table_stores_validation_draws() -> None:
     estimate = result.to_problem("val")
     trust = selection_trust(solve(estimate, 1.5), estimate, samples)
     assert trust.samples == 40 and trust.all_task is not None
+
+
+def test_an_affinity_document_with_its_trajectory_carries_samples() -> None:
+    from grouping.selection.trust import problem_samples
+
+    epochs = [[[1.0, 0.2, -0.1], [0.3, 1.0, 0.0], [-0.2, 0.1, 1.0]],
+              [[1.0, 0.4, -0.3], [0.1, 1.0, 0.2], [0.0, 0.1, 1.0]],
+              [[1.0, None, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]]  # an epoch without a measurement
+    document = {"tasks": ["a", "b", "c"], "objective": "max_affinity", "half_singletons": True,
+                "affinity": {"onto_row_from_column": np.mean(epochs[:2], axis=0).tolist()},
+                "metadata": {"method": "tag_first_order", "trajectories": {"tag_first_order": epochs}}}
+    samples = problem_samples(document)
+    assert len(samples) == 200 and all(s.half_singletons for s in samples)
+    estimate = parse_problem({k: v for k, v in document.items() if k != "metadata"})
+    trust = selection_trust(solve(estimate, 1.5), estimate, samples)
+    assert trust.objective.low <= trust.objective.value <= trust.objective.high
+    one_epoch = {**document, "metadata": {"method": "tag_first_order",
+                                          "trajectories": {"tag_first_order": epochs[:1]}}}
+    assert problem_samples(one_epoch) == []
+    assert problem_samples({**document, "metadata": {}}) == []

@@ -4,8 +4,10 @@
 one solution (or, with ``--budgets``, a JSON list of solutions) as JSON; ``import-standley VAL.tsv
 [--hoa]`` prints the explicit problem form of a Standley table.
 
-When the problem carries bootstrap draws of its losses (``metadata.val_draws``, as ``taskgrouper
-affinity --method warm_start`` writes them), every solution also has ``trust``: the selection
+When the problem carries samples of its estimate (bootstrap draws of its losses,
+``metadata.val_draws``, as ``taskgrouper affinity --method warm_start`` writes them; or the affinity
+run's per-epoch matrices, ``metadata.trajectories``, as ``taskgrouper affinity`` writes them for the
+affinity methods), every solution also has ``trust``: the selection
 re-evaluated under each draw (:func:`grouping.selection.trust.selection_trust`; ``null`` for an
 infeasible budget). Without draws the output is unchanged.
 """

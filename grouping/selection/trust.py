@@ -111,7 +111,11 @@ def resampled_affinity(problem: AffinityProblem, trajectory: Sequence[Sequence[S
 
 
 def problem_samples(data: Mapping[str, Any]) -> list[Problem]:
-    """The samples of the estimate an explicit problem document carries, ``[]`` when it carries none.
+    """The samples of the estimate a problem document carries, ``[]`` when it carries none.
+
+    An affinity document (``max_affinity``) that carries its run's per-epoch matrices
+    (``metadata.trajectories[metadata.method]``, as ``taskgrouper affinity`` writes them) gives
+    :func:`resampled_affinity` samples when at least two epochs hold a complete matrix.
 
     ``data["metadata"]["val_draws"]`` (as :meth:`grouping.tables.NetworkTable.problem_document` writes
     it) holds one map per entry of ``networks``, same order, from each task of the network's ``loss``
@@ -120,7 +124,11 @@ def problem_samples(data: Mapping[str, Any]) -> list[Problem]:
     sample). ``InputError`` naming the item (``metadata.val_draws[2].s[7]``) when the draws do not fit
     the networks or a draw is not a finite number."""
     metadata = data.get("metadata")
-    if not isinstance(metadata, Mapping) or metadata.get("val_draws") is None:
+    if not isinstance(metadata, Mapping):
+        return []
+    if data.get("objective") == "max_affinity":
+        return _trajectory_samples(data, metadata)
+    if metadata.get("val_draws") is None:
         return []
     field = "metadata.val_draws"
     draws, networks = metadata["val_draws"], data.get("networks")
@@ -153,6 +161,22 @@ def problem_samples(data: Mapping[str, Any]) -> list[Problem]:
         ]})
         for k in range(count)
     ]
+
+
+def _trajectory_samples(data: Mapping[str, Any], metadata: Mapping[str, Any]) -> list[Problem]:
+    """Resampled epochs of an affinity document's own trajectory (``[]`` without two complete ones)."""
+    trajectories, method = metadata.get("trajectories"), metadata.get("method")
+    if not isinstance(trajectories, Mapping) or not isinstance(trajectories.get(method), list):
+        return []
+    trajectory = trajectories[method]
+    complete = [m for m in trajectory
+                if isinstance(m, list) and all(isinstance(r, list) and all(
+                    isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in r)
+                    for r in m)]
+    if len(complete) < 2:
+        return []
+    problem = parse_problem({key: value for key, value in data.items() if key != "metadata"})
+    return list(resampled_affinity(problem, complete))
 
 
 def _minimises(problem: Problem) -> bool:
