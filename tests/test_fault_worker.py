@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -25,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from child_processes import Processes, running_in
 from conftest import TINY_JOB, service_env
 from sqlalchemy import func, select
 
@@ -51,47 +51,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Processes:
-    """Child processes of a test, each in its own session (so kill -9 reaches all of it)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.running: list[tuple[subprocess.Popen, Path]] = []
-
-    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        log = self.directory / f"{name}.log"
-        process = subprocess.Popen(
-            command,
-            env=env,
-            cwd=self.directory,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.running.append((process, log))
-        return process
-
-    @staticmethod
-    def kill(process: subprocess.Popen) -> None:
-        """SIGKILL the process and everything in its session."""
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {log.name} ---\n{log.read_text()[-3000:]}" for _, log in self.running)
-
-    def stop_all(self) -> None:
-        for process, _ in self.running:
-            self.kill(process)
-
-
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(tmp_path)
-    yield procs
-    procs.stop_all()
-    print(procs.logs())
+    yield from running_in(tmp_path)
 
 
 @pytest.fixture

@@ -15,9 +15,7 @@ Every wait polls the state it waits for, with a generous deadline (the machine m
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +29,7 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+from child_processes import Processes, running_in
 from conftest import PG_BASE, SESSION_TAG, TINY_JOB, _client, _libpq, service_env
 from sqlalchemy.engine import make_url
 
@@ -61,49 +60,6 @@ def poll(predicate: Callable[[], Any], timeout: float, what: str, logs: Callable
         assert time.monotonic() < deadline, f"timed out waiting for {what}\n{logs()}"
         time.sleep(0.2)
     return value
-
-
-class Processes:
-    """Child processes of a test, each in its own session (so kill -9 reaches all of it)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.running: list[tuple[subprocess.Popen, Path]] = []
-
-    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        log = self.directory / f"{name}-{len(self.running)}.log"
-        process = subprocess.Popen(
-            command,
-            env=env,
-            cwd=self.directory,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.running.append((process, log))
-        return process
-
-    @staticmethod
-    def kill(process: subprocess.Popen) -> None:
-        """SIGKILL the process and everything in its session."""
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {log.name} ---\n{log.read_text()[-3000:]}" for _, log in self.running)
-
-    def stop_all(self) -> None:
-        for process, _ in self.running:
-            self.kill(process)
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(tmp_path)
-    yield procs
-    procs.stop_all()
-    print(procs.logs())
 
 
 class RedisServer:
@@ -146,6 +102,11 @@ class RedisServer:
             return int(client.llen(queue))
         finally:
             client.close()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    yield from running_in(tmp_path)
 
 
 @pytest.fixture
