@@ -6,6 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+#: the most parameters a surrogate network may have. The surrogate is a small model trained many
+#: times over; a request beyond this is a mistake that would exhaust a worker's memory (4.3 billion
+#: parameters fit the per-field bounds: width 4 × 16 layers of 8,192 units)
+MAX_PARAMETERS = 50_000_000
+
 
 class ModelConfig(BaseModel):
     """Hard parameter sharing: one backbone, one linear head per task.
@@ -26,6 +31,18 @@ class ModelConfig(BaseModel):
     hidden_layers: int = Field(default=2, ge=1, le=16)
     channels: int = Field(default=16, ge=1, le=1024)
     representation: int = Field(default=64, ge=1, le=8192)
+
+    @model_validator(mode="after")
+    def _bounded_size(self) -> ModelConfig:
+        # the hidden-to-hidden layers alone, which do not depend on the data: (layers − 1)·h², with
+        # h = hidden_units·√width as the MLP backbone scales it; the whole network is checked once the
+        # data's shape is known (grouping.training.model.check_parameter_count)
+        hidden = max(1, round(self.hidden_units * self.width**0.5))
+        if self.backbone != "cnn" and (self.hidden_layers - 1) * hidden * hidden > MAX_PARAMETERS:
+            raise ValueError(
+                f"{self.hidden_layers} hidden layers of {hidden} units (hidden_units × √width) exceed "
+                f"{MAX_PARAMETERS:,} parameters; use fewer or narrower layers")
+        return self
 
 
 class TrainingConfig(BaseModel):

@@ -29,7 +29,7 @@ from grouping.training.checkpoint import fingerprint, load_checkpoint, save_chec
 from grouping.training.config import ModelConfig, TrainingConfig
 from grouping.training.evaluate import split_losses
 from grouping.training.losses import task_loss
-from grouping.training.model import MultiTaskNet, build_model
+from grouping.training.model import MultiTaskNet, build_model, check_parameter_count
 from grouping.training.optim import make_optimizer, make_scheduler
 from grouping.training.progress import Cancelled, Progress
 
@@ -135,13 +135,15 @@ def fit(
         )
     if max_steps is not None and max_steps < 0:
         raise InputError("max_steps", f"must be at least 0, got {max_steps}")
+    heads = {t.name: dataset.output_dims[t.name] for t in specs}
+    check_parameter_count(dataset.input_kind, dataset.input_shape, heads, model_config)
     device = resolve_device(training.device)
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the global RNG
         torch.manual_seed(training.seed)
         model = build_model(
             dataset.input_kind,
             dataset.input_shape,
-            {t.name: dataset.output_dims[t.name] for t in specs},
+            heads,
             model_config,
             seed=training.seed,
         ).to(device)

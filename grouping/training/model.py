@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from grouping.training.config import ModelConfig
+from grouping.training.config import MAX_PARAMETERS, ModelConfig
 
 
 class MultiTaskNet(nn.Module):
@@ -110,3 +110,26 @@ def build_model(
         if input_kind == "image":
             backbone = nn.Sequential(nn.Flatten(), backbone)
     return MultiTaskNet(backbone, rep, output_dims, seed)
+
+
+def parameter_count(
+    input_kind: str, input_shape: Sequence[int], output_dims: Mapping[str, int], config: ModelConfig
+) -> int:
+    """The parameters of the network :func:`build_model` makes, counted on the meta device (nothing
+    is allocated, so an oversized request costs nothing to check)."""
+    with torch.device("meta"):
+        model = build_model(input_kind, input_shape, output_dims, config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_parameter_count(
+    input_kind: str, input_shape: Sequence[int], output_dims: Mapping[str, int], config: ModelConfig
+) -> int:
+    """:func:`parameter_count`, or an ``InputError`` naming ``model`` above :data:`MAX_PARAMETERS`."""
+    count = parameter_count(input_kind, input_shape, output_dims, config)
+    if count > MAX_PARAMETERS:
+        from grouping.errors import InputError
+
+        raise InputError("model", f"the network would have {count:,} parameters on this data, more than "
+                         f"{MAX_PARAMETERS:,}; use a smaller width, fewer or narrower layers or channels")
+    return count
