@@ -26,12 +26,14 @@ from service.routes import datasets, groupings, health, jobs
 from service.settings import Settings
 from service.upload_parsing import UploadLimits, UploadReader
 
-DESCRIPTION = """Submit runs that estimate how tasks train together (by default a warm-start network
-table; TAG-style affinity methods by name), watch them, and read the optimal task grouping at any
-inference budget, with a trust report (the predicted gain over one all-task network, its interval and
-win rate over resamples of the estimate). Errors are `application/problem+json` naming the offending
-`field`. In server mode every resource route needs `Authorization: Bearer <API key>` and sees only the
-key's project."""
+DESCRIPTION = """Submit runs that estimate how tasks train together (by default `tag_first_order`
+affinity from one training run of the all-task network, its stored network tables allowing half-size
+single-task networks at cost 0.5; other affinity methods and `warm_start` by name), watch them, and
+read the optimal task grouping at any inference budget, with a trust report (the predicted gain over
+one all-task network, its interval and win rate over resamples of the estimate). Errors are
+`application/problem+json` naming the offending `field`. In server mode every resource route needs
+`Authorization: Bearer <API key>` and sees only the key's project."""
+
 
 #: answers any route may give besides its own (authentication, rate limit, body size)
 COMMON_RESPONSES = problem_responses(

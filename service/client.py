@@ -71,6 +71,8 @@ class TaskgrouperClient:
         self.http.close()
 
     def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+        """The decoded JSON body of a successful response (``None`` for 204 No Content); an
+        :class:`ApiError` for a status of 400 or more."""
         response = self.http.request(method, url, **kwargs)
         if response.status_code >= 400:
             try:
@@ -78,7 +80,7 @@ class TaskgrouperClient:
             except ValueError:
                 body = {"detail": response.text}
             raise ApiError(response.status_code, body)
-        return response.json()
+        return None if response.status_code == 204 else response.json()
 
     # jobs
     def submit_job(
@@ -120,6 +122,11 @@ class TaskgrouperClient:
     def cancel(self, job_id: str) -> JobOut:
         """``POST /jobs/{id}/cancel``."""
         return JobOut.model_validate(self._call("POST", f"/jobs/{job_id}/cancel"))
+
+    def delete_job(self, job_id: str) -> None:
+        """``DELETE /jobs/{id}``: the job, its results and checkpoints. A running job is asked to
+        cancel and this raises :class:`ApiError` 409: call again once it has stopped."""
+        self._call("DELETE", f"/jobs/{job_id}")
 
     def wait(self, job_id: str, *, timeout: float = 3600.0, poll: float = 0.5, check: bool = True) -> JobOut:
         """Poll until the job ends; raises :class:`JobFailed` if it did not succeed (``check``), or
@@ -190,6 +197,11 @@ class TaskgrouperClient:
     def dataset(self, dataset_id: str) -> DatasetOut:
         """``GET /datasets/{id}``."""
         return DatasetOut.model_validate(self._call("GET", f"/datasets/{dataset_id}"))
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        """``DELETE /datasets/{id}``: the dataset and its uploaded file (:class:`ApiError` 409 while a
+        queued or running job uses it)."""
+        self._call("DELETE", f"/datasets/{dataset_id}")
 
 
 def _opt(**values: Any) -> dict[str, Any]:

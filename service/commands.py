@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import MutableMapping
+from pathlib import Path
 
 from grouping.cli import positive_int
 from grouping.errors import InputError
@@ -19,7 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (server mode only)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes (server mode only); with more than one, /metrics sums their "
+        "counters through PROMETHEUS_MULTIPROC_DIR (a fresh temporary folder unless it is set)",
+    )
     serve.set_defaults(handler=_serve)
 
     worker = subparsers.add_parser("worker", help="run a Celery worker (needs TASKGROUPER_BROKER_URL)")
@@ -97,16 +107,40 @@ def _serve(args: argparse.Namespace) -> int:
         raise InputError("--port", f"{args.port} is not a TCP port")
     mode = "embedded (in-process jobs)" if settings.embedded else "server (Celery workers)"
     print(f"taskgrouper API on http://{args.host}:{args.port}  mode: {mode}  docs: /docs", flush=True)
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="info",
-        access_log=False,
-    )
+    created = multiprocess_metrics_dir(args.workers)
+    try:
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="info",
+            access_log=False,
+        )
+    finally:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
     return 0
+
+
+#: the environment variable of prometheus-client's multiprocess mode (see ``service.metrics``)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_metrics_dir(workers: int, environ: MutableMapping[str, str] | None = None) -> Path | None:
+    """Prepare the metrics of ``workers`` API processes: with more than one, point
+    ``PROMETHEUS_MULTIPROC_DIR`` in ``environ`` (default: this process's environment, which the
+    worker processes inherit) at a fresh, empty temporary folder, so each process writes its counters
+    there and every scrape sums them across processes. Returns the folder it created, for the caller
+    to remove when the server stops; ``None`` (and ``environ`` unchanged) for a single process or
+    when the variable is already set (the operator's folder is used as it is and never removed)."""
+    environ = os.environ if environ is None else environ
+    if workers <= 1 or environ.get(MULTIPROC_ENV):
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="taskgrouper-metrics-"))
+    environ[MULTIPROC_ENV] = str(folder)
+    return folder
 
 
 def _worker(args: argparse.Namespace) -> int:

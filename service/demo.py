@@ -70,7 +70,7 @@ def run_demo(
     training: an unknown dataset or method, fewer than 1 epoch, or fewer than
     :data:`~service.groupings.MIN_TRUST_EPOCHS` for an affinity method (its trust report resamples
     the run's epochs)."""
-    method = method or DEFAULT_METHODS[0]
+    method = DEFAULT_METHODS[0] if method is None else method
     if dataset not in BUILTIN_DATASETS:
         raise InputError("--dataset", f"choose a built-in dataset: {', '.join(sorted(BUILTIN_DATASETS))}")
     if method not in JOB_METHODS:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import shutil
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,6 +21,8 @@ from service.db import transaction
 from service.errors import ApiError
 from service.models import Dataset, Job, utcnow
 from service.schemas import JobCreate, JobError, JobOut, Progress, Timings
+
+log = logging.getLogger(__name__)
 
 
 def spec_hash(spec: dict[str, Any]) -> str:
@@ -38,7 +43,8 @@ def create_job(
     that a later change of their defaults never changes what this job runs); ``(job, created)``. With
     an idempotency key already used for the same request, returns that job (``created`` False); for
     another request, a 409. A job the server failed to queue no longer holds its key (see
-    :func:`fail_unqueued`)."""
+    :func:`fail_unqueued`). An uploaded dataset deleted between its check and the insert (the
+    database's foreign key refuses the row) is an ``InputError`` (422) naming ``dataset``."""
     spec = request.model_dump(mode="json", exclude_unset=True)
     spec["methods"] = list(request.methods)
     if request.warm_start is not None:
@@ -48,13 +54,14 @@ def create_job(
         replay = _replay(session_factory, project, idempotency_key, digest)
         if replay is not None:
             return replay, False
+    dataset_id = resolve_dataset(session_factory, request, project)
     job = Job(
         project=project,
         status="queued",
         spec=spec,
         spec_hash=digest,
         idempotency_key=idempotency_key,
-        dataset_id=resolve_dataset(session_factory, request, project),
+        dataset_id=dataset_id,
         cancel_requested=False,
         progress_fraction=0.0,
         attempts=0,
@@ -66,10 +73,19 @@ def create_job(
             session.add(job)
     except IntegrityError:
         replay = _replay(session_factory, project, idempotency_key, digest) if idempotency_key else None
-        if replay is None:
-            raise
-        return replay, False
+        if replay is not None:
+            return replay, False
+        if dataset_id is not None and not _dataset_exists(session_factory, dataset_id):
+            raise InputError(
+                "dataset", f"dataset {dataset_id} no longer exists (it was deleted meanwhile)"
+            ) from None
+        raise
     return job, True
+
+
+def _dataset_exists(session_factory: sessionmaker[Session], dataset_id: str) -> bool:
+    with session_factory() as session:
+        return session.scalar(select(Dataset.id).where(Dataset.id == dataset_id)) is not None
 
 
 def fail_unqueued(session_factory: sessionmaker[Session], job_id: str, exc: BaseException) -> None:
@@ -147,21 +163,65 @@ def owned(job: Job | None, job_id: str, project: str) -> Job:
 
 def cancel_job(session_factory: sessionmaker[Session], job_id: str, project: str) -> Job:
     """Cancel a queued job now, or ask a running one to stop at its next step (idempotent); 409 when it
-    has already succeeded or failed."""
+    has already succeeded or failed. A queued job cancelled here loses the checkpoint folder an
+    earlier, interrupted attempt left (a running job's worker removes it when it stops)."""
     job = get_job(session_factory, job_id, project)
     with transaction(session_factory) as session:
-        session.execute(
+        now_cancelled = session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == "queued")
             .values(status="cancelled", cancel_requested=True, finished_at=utcnow())
-        )
+        ).rowcount
         session.execute(
             update(Job).where(Job.id == job_id, Job.status == "running").values(cancel_requested=True)
         )
         job = session.get(Job, job_id, populate_existing=True)
+    if now_cancelled and job.checkpoint_dir:
+        shutil.rmtree(job.checkpoint_dir, ignore_errors=True)
     if job.status in ("succeeded", "failed"):
         raise ApiError(409, f"job {job_id} has already {job.status}", job_status=job.status)
     return job
+
+
+def delete_job(
+    session_factory: sessionmaker[Session], job_id: str, project: str, *, checkpoints: Path
+) -> None:
+    """Delete the project's job ``job_id`` with everything it produced: its row, its results
+    (affinity rows, network tables and groupings go with it through their foreign keys' cascade)
+    and its checkpoint folder (``job.checkpoint_dir``, and ``checkpoints/<job id>`` where workers
+    put it).
+
+    A 404 :class:`ApiError` (on ``job_id``) when the job does not exist or belongs to another
+    project. A ``running`` job is not deleted: it is asked to cancel (as ``POST /jobs/{id}/cancel``
+    does) and the answer is a 409 asking the client to retry once the job has stopped — its worker
+    may still be writing to the row and the checkpoint folder. A ``queued`` job is deleted at once
+    (a worker that receives its message later finds no job and does nothing), as is a finished one
+    (succeeded, failed, cancelled). The row is locked first (PostgreSQL), so a worker claiming the
+    job meanwhile either claims it first (and this is a 409) or finds it gone. The folder is removed
+    after the row's deletion commits. A deleted job's ``Idempotency-Key`` is free again."""
+    with transaction(session_factory) as session:
+        job = owned(session.get(Job, job_id, with_for_update=True), job_id, project)
+        if job.status == "running":
+            job.cancel_requested = True
+            raise_after = ApiError(
+                409,
+                f"job {job_id} is running: it was asked to cancel; retry DELETE once it has stopped "
+                "(GET /jobs/{id} shows its status)",
+                headers={"Retry-After": "1"},
+                field="job_id",
+                job_status=job.status,
+            )
+        else:
+            raise_after = None
+            folders = {Path(job.checkpoint_dir)} if job.checkpoint_dir else set()
+            folders.add(checkpoints / job_id)
+            session.delete(job)
+    if raise_after is not None:
+        raise raise_after
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+        if folder.exists():
+            log.warning("job %s deleted, but its checkpoint folder %s could not be removed", job_id, folder)
 
 
 def job_links(job_id: str) -> dict[str, str]:

@@ -25,7 +25,7 @@ another process (each pid's series is monotonic on its own; sum them over ``pid`
 only for a caller who presents an API key (``Authorization: Bearer``), or any caller where keys are
 not required (embedded mode: the default project). A scraper without a key in server mode sees the
 global totals above and nothing per project; an invalid key is a 401. Setting
-``metrics_require_key`` (when the settings have it) makes a key mandatory for ``/metrics`` too.
+``metrics_require_key`` makes a key mandatory for ``/metrics`` too (where keys are required at all).
 """
 
 from __future__ import annotations
@@ -246,7 +246,7 @@ async def caller_project(request: Request) -> str | None:
 
     settings = request.app.state.settings
     if request.headers.get("authorization") is None and settings.auth_required:
-        if getattr(settings, "metrics_require_key", False):
+        if settings.metrics_require_key:
             raise unauthorized("an API key is required: Authorization: Bearer <key>")
         return None
     credentials = await deps.bearer(request)

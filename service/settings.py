@@ -40,6 +40,38 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="largest request body other than an upload (413 above)"
     )
+    max_dataset_rows: int = Field(
+        10_000_000, ge=1, description="most rows of an uploaded dataset, read from its metadata (413 above)"
+    )
+    max_dataset_columns: int = Field(
+        4096, ge=1, description="most columns of an uploaded dataset, read from its metadata (413 above)"
+    )
+    max_dataset_bytes: int = Field(
+        1 << 30,
+        ge=1,
+        description="most bytes an uploaded dataset may decode to (numbers at their width, text at its "
+        "length plus 8), estimated from its metadata before decoding (413 above)",
+    )
+    upload_parse_memory_bytes: int = Field(
+        4 << 30,
+        ge=64 << 20,
+        description="address space the child process reading an upload may add after its imports "
+        "(an upload that needs more is a 413 naming memory)",
+    )
+    upload_parse_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="seconds the child process reading an upload may run before it is killed "
+        "(413 naming seconds)",
+    )
+    upload_parse_concurrency: int = Field(
+        2, ge=1, description="upload-reading child processes one API process runs at a time (more wait)"
+    )
+    metrics_require_key: bool = Field(
+        False,
+        description="GET /metrics needs an API key where keys are required (else an anonymous scrape "
+        "sees the global totals only)",
+    )
     max_tasks: int = Field(64, ge=2, description="most tasks in a job, and rows of a problem's matrix")
     max_networks: int = Field(20_000, ge=1, description="most candidate networks in a posted problem")
     max_warm_start_networks: int = Field(

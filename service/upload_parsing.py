@@ -38,7 +38,7 @@ import threading
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,9 @@ from pyarrow import csv as pyarrow_csv
 from grouping.data.features import is_categorical
 from grouping.data.readers import Table, read_table
 from grouping.errors import InputError
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -89,19 +92,17 @@ class UploadLimits:
     concurrency: int = 2
 
     @classmethod
-    def from_settings(cls, settings: object) -> UploadLimits:
-        """The limits of ``settings`` (``max_dataset_rows``, ``max_dataset_columns``,
-        ``max_dataset_bytes``, ``upload_parse_memory_bytes``, ``upload_parse_seconds``,
-        ``upload_parse_concurrency``), each defaulting to this class's value when the settings
-        object has no such field."""
-        default = cls()
+    def from_settings(cls, settings: Settings) -> UploadLimits:
+        """The limits of ``settings``: ``max_dataset_rows``, ``max_dataset_columns``,
+        ``max_dataset_bytes``, ``upload_parse_memory_bytes``, ``upload_parse_seconds`` and
+        ``upload_parse_concurrency``."""
         return cls(
-            max_rows=int(getattr(settings, "max_dataset_rows", default.max_rows)),
-            max_columns=int(getattr(settings, "max_dataset_columns", default.max_columns)),
-            max_bytes=int(getattr(settings, "max_dataset_bytes", default.max_bytes)),
-            memory_bytes=int(getattr(settings, "upload_parse_memory_bytes", default.memory_bytes)),
-            seconds=float(getattr(settings, "upload_parse_seconds", default.seconds)),
-            concurrency=max(1, int(getattr(settings, "upload_parse_concurrency", default.concurrency))),
+            max_rows=settings.max_dataset_rows,
+            max_columns=settings.max_dataset_columns,
+            max_bytes=settings.max_dataset_bytes,
+            memory_bytes=settings.upload_parse_memory_bytes,
+            seconds=settings.upload_parse_seconds,
+            concurrency=settings.upload_parse_concurrency,
         )
 
 

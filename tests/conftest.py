@@ -174,6 +174,7 @@ def job_flow():
             "singletons": "forbid",
             "affinity": {"onto_row_from_column": tag["onto_row_from_column"]},
             "network_cost": 1.0,
+            "half_singletons": True,  # as the runner stores every affinity table
         }
         direct = solve(parse_problem(problem), 2.0).to_dict()
         grouping = client.groupings(job.id, 2)

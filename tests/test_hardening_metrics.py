@@ -124,10 +124,7 @@ def test_an_anonymous_scrape_sees_only_global_totals(server_settings, server_app
 
 
 def test_a_key_can_be_required_for_metrics(server_settings):
-    class KeyedSettings(Settings):
-        metrics_require_key: bool = True
-
-    settings = KeyedSettings(**server_settings.model_dump())
+    settings = server_settings.model_copy(update={"metrics_require_key": True})
     with TestClient(create_app(settings)) as client:
         assert client.get("/metrics").status_code == 401
         key = make_key(settings, settings.default_project)

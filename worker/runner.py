@@ -274,13 +274,18 @@ def dataset_spec(
 def _claim(
     job_id: str, session_factory: sessionmaker[Session], settings: Settings, worker: str
 ) -> Job | None:
+    """The job, claimed for this attempt (see the module docstring), or ``None`` when it is not to
+    run: missing, finished, claimed by another worker, over the attempt cap (set ``failed``), or
+    asked to cancel — then set ``cancelled`` and its checkpoint folder (an earlier attempt's epochs)
+    removed once that commits."""
+    cancelled = _cancel_at_claim(job_id, session_factory, settings)
+    if cancelled is not None:
+        shutil.rmtree(cancelled, ignore_errors=True)
+        return None
     now = utcnow()
     with transaction(session_factory) as session:
         job = session.get(Job, job_id)
         if job is None or job.status not in ("queued", "running"):
-            return None
-        if job.cancel_requested:
-            job.status, job.finished_at = "cancelled", now
             return None
         stale = now - timedelta(seconds=settings.stale_after)
         claimable = (
@@ -329,6 +334,37 @@ def _claim(
             return None
         session.refresh(job)
         return job
+
+
+def _cancel_at_claim(
+    job_id: str, session_factory: sessionmaker[Session], settings: Settings
+) -> Path | None:
+    """Set a job that was asked to cancel and that this worker could claim (``queued``, or ``running``
+    with a heartbeat older than ``stale_after``: its worker is gone) ``cancelled``, conditionally on
+    the row being unchanged; its checkpoint folder when it did, for the caller to remove, else
+    ``None``. A job another worker is running with a fresh heartbeat is left to that worker, which
+    reads the cancel at its next step (and removes the folder itself)."""
+    now = utcnow()
+    stale = now - timedelta(seconds=settings.stale_after)
+    with transaction(session_factory) as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status not in ("queued", "running") or not job.cancel_requested:
+            return None
+        done = session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.attempts == job.attempts,
+                Job.cancel_requested.is_(True),
+                or_(
+                    Job.status == "queued",
+                    (Job.status == "running") & or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale),
+                ),
+            )
+            .values(status="cancelled", finished_at=now, eta_seconds=None)
+        ).rowcount
+        folder = Path(job.checkpoint_dir or settings.checkpoints_dir / job_id)
+    return folder if done else None
 
 
 def _lost_last_attempt(job: Job, stale: datetime) -> bool:

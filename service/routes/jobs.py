@@ -1,5 +1,5 @@
-"""``/jobs``: submit a run (a warm-start table and/or affinity methods), watch it, list, cancel, read
-its affinity matrices."""
+"""``/jobs``: submit a run (affinity methods, by default ``tag_first_order``, and/or a warm-start
+table), watch it, list, cancel, delete, read its affinity matrices."""
 
 from __future__ import annotations
 
@@ -49,9 +49,11 @@ def submit_job(
     settings: Annotated[Settings, Depends(deps.settings)],
     idempotency_key: Annotated[Name | None, Header()] = None,
 ) -> JobOut:
-    """Queue a run: the ``methods`` (default ``warm_start``) on ``dataset``. Only ``dataset`` is
-    required; a warm_start job trains at most ``max_warm_start_networks`` networks (422 naming
-    ``warm_start``). An ``Idempotency-Key`` makes retries safe:
+    """Queue a run: the ``methods`` (default ``tag_first_order``, whose stored network tables allow
+    half-size single-task networks) on ``dataset``. Only ``dataset`` is required; a warm_start job
+    trains at most ``max_warm_start_networks`` networks (422 naming ``warm_start``). An uploaded
+    dataset deleted while the job is submitted is a 422 naming ``dataset``. An ``Idempotency-Key``
+    makes retries safe:
     a retry replays the job the key created — unless the server could not queue it (503), in which
     case the key was released and the retry submits the job anew."""
     check_job_size(len(body.tasks) if body.tasks else None, settings)
@@ -124,6 +126,30 @@ def get_job(job_id: JobId, sessions: Sessions, project: Project) -> JobOut:
 def cancel_job(job_id: JobId, sessions: Sessions, project: Project) -> JobOut:
     """Cancel a queued job at once, or a running one at its next training step."""
     return jobs.job_out(jobs.cancel_job(sessions, job_id, project))
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(
+        {
+            404: "no such job",
+            409: "the job is running: it was asked to cancel; retry the delete once it has stopped",
+        }
+    ),
+)
+def delete_job(
+    job_id: JobId,
+    sessions: Sessions,
+    project: Project,
+    settings: Annotated[Settings, Depends(deps.settings)],
+) -> Response:
+    """Delete a job with its results (affinity matrices, network tables, groupings) and its
+    checkpoints. A queued or finished job is deleted at once (204). A running job is asked to cancel
+    and the answer is 409: retry once it has stopped (it stops at its next training step)."""
+    jobs.delete_job(sessions, job_id, project, checkpoints=settings.checkpoints_dir)
+    return Response(status_code=204)
 
 
 @router.get(
