@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from grouping.errors import InputError
@@ -136,13 +137,42 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return problem(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         # the last resort, for an error outside CatchAll (the server then closes the connection)
         return internal_error(exc)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the app answers at the request's path, sorted — the ``Allow`` header of a 405
+    (RFC 9110 §15.5.6): the methods its OpenAPI document lists under each path template matching
+    the path, and those of the app's own undocumented routes (``/docs``, ``/openapi.json``).
+    Starlette's own ``Allow`` names only the methods of the first route matching the path, although
+    a path such as ``/jobs/{job_id}`` is served by one route per method."""
+    app = request.app
+    templates = getattr(app.state, "path_methods", None)
+    if templates is None:
+        templates = [
+            (compile_path(path)[0], {m.upper() for m in operations if m.upper() in _HTTP_METHODS})
+            for path, operations in app.openapi().get("paths", {}).items()
+        ]
+        app.state.path_methods = templates
+    path = request.scope.get("path", "")
+    methods = {m for regex, found in templates if regex.match(path) for m in found}
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
+            methods.update(route.methods or ())
+    return sorted(methods)
+
+
+#: the methods an OpenAPI path item may list
+_HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"})
 
 
 def internal_error(exc: BaseException) -> JSONResponse:

@@ -29,8 +29,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from grouping.affinity import AFFINITY_METHODS
 from grouping.data import SplitSpec, TaskSpec
+from grouping.data.spec import LOSSES_BY_TYPE
 from grouping.selection import SOLVERS
 from grouping.training import ModelConfig, TrainingConfig
+from grouping.training.config import MAX_PARAMETERS
 
 #: the warm-start subset fine-tuning method (``grouping.tables.warm_start_table``): an explicit table
 WARM_START = "warm_start"
@@ -53,8 +55,11 @@ MAX_JOB_FINETUNE_EPOCHS = 10.0
 
 #: characters no text input may hold: C0 controls (NUL first of all), DEL, lone UTF-16 surrogates
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
-#: the same rule as a JSON Schema (ECMA 262) pattern, stated in the OpenAPI document
-TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f\\ud800-\\udfff]*$"
+#: the same rule as a JSON Schema (ECMA 262) pattern, stated in the OpenAPI document. Lone surrogates
+#: are left out of it: they are no Unicode characters, so a JSON document holding one (as a ``\\ud800``
+#: escape) is no valid Unicode text to begin with, and regex engines working on characters (Rust's,
+#: which schema validators use) refuse a pattern that names them; the server refuses them all the same
+TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f]*$"
 #: longest text input (names, ids, columns)
 MAX_TEXT = 255
 #: longest long text input (a dataset location, a budget list)
@@ -94,27 +99,114 @@ LongText = Annotated[
     Field(min_length=1, max_length=MAX_LONG_TEXT, json_schema_extra={"pattern": TEXT_PATTERN}),
     AfterValidator(_printable),
 ]
+#: a non-negative decimal number in a budget list or range (1, 2.5, .5, 1e3), spaces around it allowed
+_BUDGET_NUMBER = r" *\+?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *"
+#: ``budgets``: ``START:STOP:STEP`` or a comma-separated list of numbers
+BUDGETS_PATTERN = (
+    f"^(?:{_BUDGET_NUMBER}:{_BUDGET_NUMBER}:{_BUDGET_NUMBER}|{_BUDGET_NUMBER}(?:,{_BUDGET_NUMBER})*)$"
+)
+_BUDGETS = re.compile(BUDGETS_PATTERN)
+
+
+def _budgets(value: str) -> str:
+    reason = text_problem(value)
+    if reason is None and not _BUDGETS.match(value):
+        reason = (
+            "expected START:STOP:STEP (e.g. 1:5:0.5) or a comma-separated list (e.g. 1,2,4) of "
+            "non-negative numbers"
+        )
+    if reason is not None:
+        raise ValueError(reason)
+    return value
+
+
+#: budgets as a range ``START:STOP:STEP`` or a list ``B1,B2,...`` (:data:`BUDGETS_PATTERN`); how many
+#: a range holds, and whether STOP >= START and STEP > 0, is checked by the route
+Budgets = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_LONG_TEXT, json_schema_extra={"pattern": BUDGETS_PATTERN}),
+    AfterValidator(_budgets),
+]
+
+#: what the id of a job or a dataset is made of (the API issues UUIDs): letters, digits, '-' and '_' —
+#: nothing a URL path would have to percent-encode
+ID_PATTERN = "^[A-Za-z0-9_-]+$"
+_ID = re.compile(ID_PATTERN)
+#: longest id of a job or a dataset
+MAX_ID = 64
+
+
+def _resource_id(value: str) -> str:
+    reason = text_problem(value)
+    if reason is None and not _ID.match(value):
+        reason = "an id is made of letters, digits, '-' and '_' (as the API issues them)"
+    if reason is not None:
+        raise ValueError(reason)
+    return value
+
+
+#: the id of a job or a dataset in a URL path: 1-64 letters, digits, '-' or '_'
+ResourceId = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_ID, json_schema_extra={"pattern": ID_PATTERN}),
+    AfterValidator(_resource_id),
+]
 #: a random seed: every generator seeded from it (numpy, torch, CUDA) accepts 0 .. 2**32 - 1
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 
 class JobTask(TaskSpec):
-    """A task of a job (the library's ``TaskSpec``, with :data:`Name` text)."""
+    """A task of a job (the library's ``TaskSpec``, with :data:`Name` text). Its schema states the
+    losses each type allows (``LOSSES_BY_TYPE``; the loss defaults to the first)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "properties": {
+                        "type": {"const": kind},
+                        "loss": {"anyOf": [{"enum": list(losses)}, {"type": "null"}]},
+                    }
+                }
+                for kind, losses in LOSSES_BY_TYPE.items()
+            ]
+        }
+    )
 
     name: Name
     column: Name | None = Field(None, description="the target column (default: the task's name)")
-    loss: Name | None = None
+    loss: Name | None = Field(
+        None,
+        description="binary: bce; multiclass: cross_entropy; regression: mse or l1 (default: the first)",
+    )
+
+
+#: a share of the rows: strictly between 0 and 1
+Fraction = Annotated[float, Field(gt=0, lt=1)]
 
 
 class JobSplit(SplitSpec):
     """The split of a job (the library's ``SplitSpec``, with a :data:`Name` column and a :data:`Seed`)."""
 
     column: Name | None = None
+    fractions: tuple[Fraction, Fraction, Fraction] = Field(
+        (0.7, 0.15, 0.15), description="train, val and test shares of a random split; they sum to 1"
+    )
     seed: Seed = 0
 
 
 class JobTraining(TrainingConfig):
-    """The training schedule of a job (the library's ``TrainingConfig``, with a :data:`Seed`)."""
+    """The training schedule of a job (the library's ``TrainingConfig``, with a :data:`Seed`). Its
+    schema states that a non-zero ``momentum`` needs optimizer ``momentum``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["optimizer"], "properties": {"optimizer": {"const": "momentum"}}},
+                {"properties": {"momentum": {"anyOf": [{"const": 0}, {"type": "null"}]}}},
+            ]
+        }
+    )
 
     seed: Seed = 0
 
@@ -155,29 +247,48 @@ class WarmStartOptions(BaseModel):
 
 class JobCreate(BaseModel):
     """A run that estimates how tasks help each other. Only ``dataset`` is required; everything else
-    has the library's defaults, and ``methods`` :data:`DEFAULT_METHODS`."""
+    has the library's defaults, and ``methods`` :data:`DEFAULT_METHODS`. Its schema states that
+    ``warm_start`` options come only with the ``warm_start`` method."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["methods"], "properties": {"methods": {"contains": {"const": WARM_START}}}},
+                {"properties": {"warm_start": {"type": "null"}}},
+            ]
+        },
+    )
 
     dataset: Name = Field(description="a built-in dataset name or the id of an uploaded dataset")
     tasks: list[JobTask] | None = Field(
-        None, description="tasks to learn (default: the built-in dataset's tasks; required for uploads)"
+        None,
+        min_length=1,
+        description="tasks to learn, at least one, each name once (default: the built-in dataset's "
+        "tasks; required for uploads)",
     )
     features: list[Name] | None = Field(
         None,
         min_length=1,
-        description="input columns (default: every column that is not a target or the split column)",
+        json_schema_extra={"uniqueItems": True},
+        description="input columns, each once (default: every column that is not a target or the split "
+        "column)",
     )
     split: JobSplit = Field(default_factory=JobSplit)
     methods: list[Method] = Field(
         default_factory=lambda: list(DEFAULT_METHODS),
-        json_schema_extra={"default": list(DEFAULT_METHODS)},
+        json_schema_extra={"default": list(DEFAULT_METHODS), "uniqueItems": True},
         min_length=1,
         description="affinity methods computed in one affinity run (the default: tag_first_order, "
         "its tables allowing half-size single-task networks) and/or warm_start (a network table from "
         "warm-start subset fine-tuning)",
     )
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    model: ModelConfig = Field(
+        default_factory=ModelConfig,
+        description=f"the network trained: its hidden layers hold at most {MAX_PARAMETERS:,} "
+        "parameters ((hidden_layers - 1) x (hidden_units x sqrt(width))^2 for the MLP backbone), and "
+        "so does the whole network once the data's shape is known",
+    )
     training: JobTraining = Field(default_factory=JobTraining)
     warm_start: WarmStartOptions | None = Field(
         None,
@@ -223,8 +334,6 @@ class JobCreate(BaseModel):
     @classmethod
     def _distinct_tasks(cls, tasks: list[JobTask] | None) -> list[JobTask] | None:
         if tasks is not None:
-            if not tasks:
-                raise ValueError("at least one task is needed (or leave tasks out)")
             names = [task.name for task in tasks]
             if len(set(names)) != len(names):
                 raise ValueError("a task name is listed twice")
@@ -383,16 +492,124 @@ class GroupingCurve(BaseModel):
     curve: list[SolutionOut]
 
 
-class SolveRequest(BaseModel):
-    """``POST /groupings``: a problem in the selection JSON and one budget or a budget range."""
+def _number(**bounds: float) -> dict[str, Any]:
+    """A JSON number of a posted problem: finite and at most ``MAX_PROBLEM_MAGNITUDE`` in magnitude."""
+    return {
+        "type": "number",
+        "minimum": -MAX_PROBLEM_MAGNITUDE,
+        "maximum": MAX_PROBLEM_MAGNITUDE,
+        **bounds,
+    }
 
-    model_config = ConfigDict(extra="forbid")
-    problem: dict[str, Any] = Field(description="the problem JSON read by `taskgrouper solve`")
-    budget: float | None = Field(None, gt=0, allow_inf_nan=False)
-    budgets: LongText | None = Field(
+
+#: largest magnitude of a number in a posted problem (``service.limits.MAX_MAGNITUDE``)
+MAX_PROBLEM_MAGNITUDE = 1e6
+_TEXT = {"type": "string", "pattern": TEXT_PATTERN}
+_TASKS = {
+    "type": "array",
+    "minItems": 1,
+    "uniqueItems": True,
+    "items": {"type": "string", "minLength": 1, "pattern": TEXT_PATTERN},
+    "description": "the task names, each once (at most max_tasks)",
+}
+_VALUES = {
+    "anyOf": [
+        {"type": "object", "propertyNames": {"pattern": TEXT_PATTERN}, "additionalProperties": _number()},
+        {"type": "null"},
+    ]
+}
+_NETWORK = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "tasks": {**_TASKS, "description": "the tasks the network trains on"},
+        "cost": {"anyOf": [_number(minimum=0), {"type": "null"}], "description": "default: by size"},
+        "size": {"anyOf": [{"enum": ["full", "half"]}, {"type": "null"}], "description": "default: by cost"},
+        "loss": {**_VALUES, "description": "per served task its loss (objective min_loss)"},
+        "score": {**_VALUES, "description": "per served task its score (objective max_score)"},
+        "name": {"anyOf": [_TEXT, {"type": "null"}]},
+    },
+    "required": ["tasks"],
+}
+_EXPLICIT = {
+    "tasks": _TASKS,
+    "normalize": {"enum": ["none", "stl"]},
+    "networks": {"type": "array", "minItems": 1, "items": _NETWORK},
+}
+#: the JSON Schema of a posted problem (``grouping.problem.parse_problem``): the explicit form
+#: (``objective`` ``min_loss`` or ``max_score``, the default when there is no ``affinity``) or the
+#: affinity form (``objective`` ``max_affinity``, the default when ``affinity`` is given); members
+#: of neither form (``metadata``) are ignored
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "the problem JSON read by `taskgrouper solve`. The explicit form lists candidate "
+    "`networks`, each training `tasks` with a `loss` (objective min_loss, the default) or `score` "
+    "(max_score) per served task; the affinity form has `affinity.onto_row_from_column`, a square "
+    "matrix with one row and column per task (objective max_affinity, the default when `affinity` is "
+    "given). Every number is finite and at most 1e6 in magnitude, every string printable. Checked "
+    "by the server beyond this schema: the matrix is n x n; networks name known tasks, each serves "
+    "tasks it trains, every task is served, no network is listed twice; at most max_tasks tasks and "
+    "max_networks networks.",
+    "anyOf": [
+        {
+            "title": "explicit",
+            "properties": {"objective": {"enum": ["min_loss", "max_score"]}, **_EXPLICIT},
+            "required": ["objective", "tasks", "networks"],
+        },
+        {
+            "title": "explicit (objective min_loss by default)",
+            "properties": _EXPLICIT,
+            "required": ["tasks", "networks"],
+            "not": {"anyOf": [{"required": ["objective"]}, {"required": ["affinity"]}]},
+        },
+        {
+            "title": "affinity",
+            "properties": {
+                "objective": {"const": "max_affinity"},
+                "tasks": _TASKS,
+                "affinity": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "onto_row_from_column": {
+                            "type": "array",
+                            "items": {"type": "array", "items": _number()},
+                            "description": "row i, column j: the affinity onto task i from task j",
+                        }
+                    },
+                    "required": ["onto_row_from_column"],
+                },
+                "singletons": {"enum": ["forbid", "normalized"]},
+                "network_cost": _number(exclusiveMinimum=0),
+                "half_singletons": {"type": "boolean"},
+            },
+            "required": ["tasks", "affinity"],
+        },
+    ],
+}
+
+
+class SolveRequest(BaseModel):
+    """``POST /groupings``: a problem in the selection JSON and exactly one of ``budget`` (one budget)
+    and ``budgets`` (a range or a list)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["budget"], "properties": {"budget": {"type": "number"}}},
+                {"required": ["budgets"], "properties": {"budgets": {"type": "string"}}},
+            ]
+        },
+    )
+    problem: dict[str, Any] = Field(json_schema_extra=PROBLEM_SCHEMA)
+    budget: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="one budget (exactly one of budget and budgets)"
+    )
+    budgets: Budgets | None = Field(
         None,
         description="start:stop:step (e.g. 1:5:0.5) or a comma-separated list (e.g. 1,2,4); at most "
-        "max_budgets budgets in either form",
+        "max_budgets budgets in either form (exactly one of budget and budgets)",
         examples=["1:5:0.5"],
     )
     solver: Solver = "bip"

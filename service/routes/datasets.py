@@ -17,7 +17,7 @@ from service.db import transaction
 from service.errors import ApiError, problem_responses
 from service.models import Dataset
 from service.routes import deps
-from service.schemas import DatasetOut, LongText, Name
+from service.schemas import DatasetOut, LongText, Name, ResourceId
 from service.settings import Settings
 
 router = APIRouter(tags=["datasets"])
@@ -108,7 +108,9 @@ async def upload_dataset(
     "/datasets/{dataset_id}", response_model=DatasetOut, responses=problem_responses({404: "no such dataset"})
 )
 def get_dataset(
-    dataset_id: Annotated[Name, Path(description="the dataset's id")], sessions: Sessions, project: Project
+    dataset_id: Annotated[ResourceId, Path(description="the dataset's id")],
+    sessions: Sessions,
+    project: Project,
 ) -> DatasetOut:
     """An uploaded dataset's inferred schema: per column its dtype, shape, missing and distinct values."""
     with sessions() as session:
@@ -127,7 +129,7 @@ def get_dataset(
     ),
 )
 def remove_dataset(
-    dataset_id: Annotated[Name, Path(description="the dataset's id")],
+    dataset_id: Annotated[ResourceId, Path(description="the dataset's id")],
     sessions: Sessions,
     project: Project,
     settings: Annotated[Settings, Depends(deps.settings)],

@@ -20,10 +20,11 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from pydantic import Field, TypeAdapter
 from sqlalchemy.orm import Session, sessionmaker
 
 from grouping.errors import InputError
@@ -46,9 +47,9 @@ from service.routes import deps
 from service.routes.jobs import require_succeeded
 from service.schemas import (
     WARM_START,
+    Budgets,
     GroupingCurve,
     GroupingOut,
-    LongText,
     Name,
     Singletons,
     SolutionOut,
@@ -90,7 +91,69 @@ async def client_watch(request: Request) -> AsyncIterator[threading.Event]:
         task.cancel()
 
 
-@router.get("/groupings", response_model=GroupingOut | GroupingCurve, responses=ERRORS)
+#: descriptions of ``GET /groupings``' query parameters
+_GET_PARAMETERS = {
+    "job_id": "the succeeded job whose network table is solved",
+    "budget": "networks' cost budget (one above n tasks x the largest network cost is solved at that "
+    "cap); exactly one of budget and budgets",
+    "budgets": "a range start:stop:step, e.g. 1:5:0.5, or a list 1,2,4 (at most max_budgets); exactly "
+    "one of budget and budgets",
+    "method": "the job's method whose table is solved: warm_start or an affinity method (default: the "
+    "job's first)",
+    "solver": "the solver (default bip)",
+    "singletons": "affinity tables' singleton rule (default forbid: a task is served alone only by a "
+    "half-size network); a warm_start table is explicit and answers singletons 'none' whatever is asked",
+}
+
+
+def _query_object(types: dict[str, Any], required: list[str], one_of: list[list[str]]) -> dict[str, Any]:
+    """The OpenAPI parameter stating a route's query parameters as one object (``style: form,
+    explode: true``: on the wire each property is a parameter of its own, as the route reads them),
+    so that rules across parameters are part of the schema: ``required`` and ``oneOf`` (each
+    alternative names the properties that must be present). The route keeps its own parameters for
+    validation (each hidden from the schema with ``include_in_schema=False``)."""
+    properties = {
+        name: {**TypeAdapter(kind).json_schema(), "description": _GET_PARAMETERS[name]}
+        for name, kind in types.items()
+    }
+    schema = {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+        "oneOf": [{"required": names} for names in one_of],
+    }
+    return {
+        "name": "query",
+        "in": "query",
+        "required": True,
+        "style": "form",
+        "explode": True,
+        "description": "the query parameters (each on its own: job_id=…&budget=…)",
+        "schema": schema,
+    }
+
+
+GET_QUERY = _query_object(
+    {
+        "job_id": Name,
+        "budget": Annotated[float, Field(gt=0, allow_inf_nan=False)],
+        "budgets": Budgets,
+        "method": Name,
+        "solver": Solver,
+        "singletons": Singletons,
+    },
+    required=["job_id"],
+    one_of=[["budget"], ["budgets"]],
+)
+
+
+@router.get(
+    "/groupings",
+    response_model=GroupingOut | GroupingCurve,
+    responses=ERRORS,
+    openapi_extra={"parameters": [GET_QUERY]},
+)
 async def get_groupings(
     request: Request,
     response: Response,
@@ -98,32 +161,12 @@ async def get_groupings(
     reads: Annotated[sessionmaker[Session], Depends(deps.read_session_factory)],
     project: Annotated[str, Depends(deps.project)],
     settings: Annotated[Settings, Depends(deps.settings)],
-    job_id: Annotated[Name, Query(description="the succeeded job whose network table is solved")],
-    budget: Annotated[
-        float | None,
-        Query(
-            gt=0,
-            allow_inf_nan=False,
-            description="networks' cost budget (one above n tasks x the largest network cost is solved "
-            "at that cap)",
-        ),
-    ] = None,
-    budgets: Annotated[
-        LongText | None,
-        Query(description="a range start:stop:step, e.g. 1:5:0.5, or a list 1,2,4 (at most max_budgets)"),
-    ] = None,
-    method: Annotated[
-        Name | None,
-        Query(description="the job's method whose table is solved: warm_start or an affinity method "
-              "(default: the job's first)"),
-    ] = None,
-    solver: Solver = "bip",
-    singletons: Annotated[
-        Singletons | None,
-        Query(description="affinity tables' singleton rule (default forbid: a task is served alone only "
-              "by a half-size network); a warm_start table is explicit and answers singletons 'none' "
-              "whatever is asked"),
-    ] = None,
+    job_id: Annotated[Name, Query(include_in_schema=False)],
+    budget: Annotated[float | None, Query(gt=0, allow_inf_nan=False, include_in_schema=False)] = None,
+    budgets: Annotated[Budgets | None, Query(include_in_schema=False)] = None,
+    method: Annotated[Name | None, Query(include_in_schema=False)] = None,
+    solver: Annotated[Solver, Query(include_in_schema=False)] = "bip",
+    singletons: Annotated[Singletons | None, Query(include_in_schema=False)] = None,
 ) -> GroupingOut | GroupingCurve:
     """The job's optimal grouping at ``budget`` (or the curve over ``budgets``), in the selection JSON,
     with ``trust`` where samples of the table's estimate exist (else ``null``)."""

@@ -16,7 +16,7 @@ from service.executor import JobExecutor
 from service.limits import check_job_size, check_warm_start_size
 from service.models import AffinityResult, Job
 from service.routes import deps
-from service.schemas import JobCreate, JobOut, JobPage, JobStatus, Name
+from service.schemas import JobCreate, JobOut, JobPage, JobStatus, Name, ResourceId
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ MAX_OFFSET = 2**62
 router = APIRouter(tags=["jobs"])
 Sessions = Annotated[sessionmaker[Session], Depends(deps.session_factory)]
 Project = Annotated[str, Depends(deps.project)]
-JobId = Annotated[Name, Path(description="the job's id")]
+JobId = Annotated[ResourceId, Path(description="the job's id")]
 
 
 @router.post(
