@@ -496,8 +496,11 @@ def test_cli_affinity_methods_still_work_and_do_not_mix_with_warm_start(tmp_path
     assert document["metadata"]["method"] == "tag" and document["half_singletons"] is True
     assert main(["solve", str(out), "--budget", "2"]) == 0
     solution = json.loads(capsys.readouterr().out)
+    # the document carries the run's two epochs, so solve adds trust from resampled epochs
     assert set(solution) == {"status", "objective", "bound", "gap", "networks", "per_task", "solve_seconds",
-                             "solver", "budget"}
+                             "solver", "budget", "trust"}
+    assert solution["trust"]["samples"] > 0
+    assert solution["trust"]["objective"]["value"] == pytest.approx(solution["objective"])
     assert main([*common, "--method", "tag", "--no-half-singletons", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["half_singletons"] is False  # TAG's published rule
     capsys.readouterr()
