@@ -80,77 +80,52 @@ def text_problem(value: str) -> str | None:
     return f"contains {kind} (U+{ord(char):04X}) at position {found.start()}; text must be printable"
 
 
-def _printable(value: str) -> str:
-    reason = text_problem(value)
-    if reason is not None:
-        raise ValueError(reason)
-    return value
+def _text(max_length: int, pattern: str = TEXT_PATTERN, mismatch: str = "") -> Any:
+    """A constrained text type: 1 to ``max_length`` characters without control characters or lone
+    surrogates (:func:`text_problem`) that, where ``pattern`` is narrower than :data:`TEXT_PATTERN`,
+    match it (else the error says ``mismatch``); the schema states ``pattern``."""
+    narrower = re.compile(pattern) if pattern != TEXT_PATTERN else None
+
+    def check(value: str) -> str:
+        reason = text_problem(value)
+        if reason is None and narrower is not None and not narrower.match(value):
+            reason = mismatch
+        if reason is not None:
+            raise ValueError(reason)
+        return value
+
+    return Annotated[
+        str,
+        Field(min_length=1, max_length=max_length, json_schema_extra={"pattern": pattern}),
+        AfterValidator(check),
+    ]
 
 
 #: a text input: 1-255 characters, no control characters or lone surrogates (see the module docstring)
-Name = Annotated[
-    str,
-    Field(min_length=1, max_length=MAX_TEXT, json_schema_extra={"pattern": TEXT_PATTERN}),
-    AfterValidator(_printable),
-]
+Name = _text(MAX_TEXT)
 #: a longer text input (a server path, a budget list): 1-4096 characters, the same characters as a Name
-LongText = Annotated[
-    str,
-    Field(min_length=1, max_length=MAX_LONG_TEXT, json_schema_extra={"pattern": TEXT_PATTERN}),
-    AfterValidator(_printable),
-]
+LongText = _text(MAX_LONG_TEXT)
 #: a non-negative decimal number in a budget list or range (1, 2.5, .5, 1e3), spaces around it allowed
 _BUDGET_NUMBER = r" *\+?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *"
 #: ``budgets``: ``START:STOP:STEP`` or a comma-separated list of numbers
 BUDGETS_PATTERN = (
     f"^(?:{_BUDGET_NUMBER}:{_BUDGET_NUMBER}:{_BUDGET_NUMBER}|{_BUDGET_NUMBER}(?:,{_BUDGET_NUMBER})*)$"
 )
-_BUDGETS = re.compile(BUDGETS_PATTERN)
-
-
-def _budgets(value: str) -> str:
-    reason = text_problem(value)
-    if reason is None and not _BUDGETS.match(value):
-        reason = (
-            "expected START:STOP:STEP (e.g. 1:5:0.5) or a comma-separated list (e.g. 1,2,4) of "
-            "non-negative numbers"
-        )
-    if reason is not None:
-        raise ValueError(reason)
-    return value
-
-
 #: budgets as a range ``START:STOP:STEP`` or a list ``B1,B2,...`` (:data:`BUDGETS_PATTERN`); how many
 #: a range holds, and whether STOP >= START and STEP > 0, is checked by the route
-Budgets = Annotated[
-    str,
-    Field(min_length=1, max_length=MAX_LONG_TEXT, json_schema_extra={"pattern": BUDGETS_PATTERN}),
-    AfterValidator(_budgets),
-]
-
+Budgets = _text(
+    MAX_LONG_TEXT, BUDGETS_PATTERN,
+    "expected START:STOP:STEP (e.g. 1:5:0.5) or a comma-separated list (e.g. 1,2,4) of non-negative numbers",
+)
 #: what the id of a job or a dataset is made of (the API issues UUIDs): letters, digits, '-' and '_' —
 #: nothing a URL path would have to percent-encode
 ID_PATTERN = "^[A-Za-z0-9_-]+$"
-_ID = re.compile(ID_PATTERN)
 #: longest id of a job or a dataset
 MAX_ID = 64
-
-
-def _resource_id(value: str) -> str:
-    reason = text_problem(value)
-    if reason is None and not _ID.match(value):
-        reason = "an id is made of letters, digits, '-' and '_' (as the API issues them)"
-    if reason is not None:
-        raise ValueError(reason)
-    return value
-
-
 #: the id of a job or a dataset in a URL path: 1-64 letters, digits, '-' or '_'
-ResourceId = Annotated[
-    str,
-    Field(min_length=1, max_length=MAX_ID, json_schema_extra={"pattern": ID_PATTERN}),
-    AfterValidator(_resource_id),
-]
+ResourceId = _text(
+    MAX_ID, ID_PATTERN, "an id is made of letters, digits, '-' and '_' (as the API issues them)"
+)
 #: a random seed: every generator seeded from it (numpy, torch, CUDA) accepts 0 .. 2**32 - 1
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
