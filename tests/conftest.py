@@ -144,6 +144,25 @@ def service_env(settings: Settings) -> dict[str, str]:
 
 
 #: a job small enough for end-to-end tests: one epoch of a tiny MLP on a built-in dataset
+def stored_job(sessions, project: str, *, status: str = "succeeded", problem: dict | None = None,
+               attempts: int = 0, **fields) -> str:
+    """The id of a job row stored directly (no training): the ``tag`` method of ``synthetic``, with a
+    ``forbid`` network table holding ``problem`` when one is given."""
+    from service.db import transaction
+    from service.models import Job, NetworkTable, utcnow
+
+    with transaction(sessions) as session:
+        job = Job(project=project, status=status, spec={"dataset": "synthetic", "methods": ["tag"]},
+                  spec_hash="x", cancel_requested=False,
+                  progress_fraction=1.0 if status == "succeeded" else 0.0, attempts=attempts,
+                  created_at=utcnow(), **fields)
+        session.add(job)
+        session.flush()
+        if problem is not None:
+            session.add(NetworkTable(job_id=job.id, method="tag", singletons="forbid", problem=problem))
+        return job.id
+
+
 TINY_JOB = {
     "dataset": "digits-attributes",
     "methods": ["tag"],

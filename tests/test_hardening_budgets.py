@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import _client
+from conftest import _client, stored_job
 from sqlalchemy import func, select
 
 from grouping.problem import parse_problem
 from grouping.selection import solve
 from service import groupings
-from service.db import transaction
-from service.models import Grouping, Job, NetworkTable, utcnow
+from service.models import Grouping
 
 pytestmark = [pytest.mark.services]
 
@@ -62,21 +61,8 @@ def client(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 def add_job(client: Any, problem: dict = PROBLEM) -> str:
     """A succeeded job with a stored network table (no training)."""
-    with transaction(client.app.state.session_factory) as session:
-        job = Job(
-            project=client.app.state.settings.default_project,
-            status="succeeded",
-            spec={"dataset": "synthetic", "methods": ["tag"]},
-            spec_hash="x",
-            cancel_requested=False,
-            progress_fraction=1.0,
-            attempts=1,
-            created_at=utcnow(),
-        )
-        session.add(job)
-        session.flush()
-        session.add(NetworkTable(job_id=job.id, method="tag", singletons="forbid", problem=problem))
-        return job.id
+    return stored_job(client.app.state.session_factory, client.app.state.settings.default_project,
+                      problem=problem, attempts=1)
 
 
 def stored(client: Any, job_id: str) -> int:

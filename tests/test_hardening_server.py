@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from conftest import _client, make_key
+from conftest import _client, make_key, stored_job
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
@@ -36,7 +36,7 @@ from service.app import create_app
 from service.db import make_engine, make_session_factory, transaction
 from service.jobs import create_job
 from service.migrate import upgrade
-from service.models import Grouping, Job, NetworkTable, utcnow
+from service.models import Grouping, Job, utcnow
 from service.routes import groupings as grouping_routes
 from service.schemas import JobCreate
 from service.settings import Settings
@@ -177,21 +177,7 @@ def test_a_job_curve_stops_when_the_client_disconnects_and_keeps_what_it_solved(
     app = create_app(embedded_settings)
     sessions = app.state.session_factory
     with serving(app) as url:
-        with transaction(sessions) as session:
-            job = Job(
-                project=embedded_settings.default_project,
-                status="succeeded",
-                spec={"dataset": "synthetic", "methods": ["tag"]},
-                spec_hash="x",
-                cancel_requested=False,
-                progress_fraction=1.0,
-                attempts=1,
-                created_at=utcnow(),
-            )
-            session.add(job)
-            session.flush()
-            session.add(NetworkTable(job_id=job.id, method="tag", singletons="forbid", problem=PROBLEM))
-            job_id = job.id
+        job_id = stored_job(sessions, embedded_settings.default_project, problem=PROBLEM, attempts=1)
         request = f"GET /groupings?job_id={job_id}&budgets=2:4:0.5 HTTP/1.1\r\nHost: test\r\n\r\n".encode()
         send_and_hang_up(url, request, slow_solves)
     assert slow_solves["gone"][0].is_set() and slow_solves["calls"] == [2.0]

@@ -10,15 +10,14 @@ import sys
 import uuid
 
 import pytest
-from conftest import make_key, service_env
+from conftest import make_key, service_env, stored_job
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from test_service_api import PROBLEM, assert_problem
 
 from service.app import create_app
 from service.auth import secret_hash
-from service.db import transaction
-from service.models import ApiKey, Job, NetworkTable, utcnow
+from service.models import ApiKey
 
 pytestmark = pytest.mark.services
 
@@ -41,21 +40,7 @@ def seed(client: TestClient, key: str) -> dict[str, str]:
     dataset = client.post("/datasets", files={"file": ("t.csv", CSV.encode())}, headers=headers)
     assert dataset.status_code == 201, dataset.text
     project = client.app.state.key_verifier.verify(key)[1]
-    with transaction(client.app.state.session_factory) as session:
-        job = Job(
-            project=project,
-            status="succeeded",
-            spec={"dataset": "synthetic", "methods": ["tag"]},
-            spec_hash="x",
-            cancel_requested=False,
-            progress_fraction=1.0,
-            attempts=1,
-            created_at=utcnow(),
-        )
-        session.add(job)
-        session.flush()
-        session.add(NetworkTable(job_id=job.id, method="tag", singletons="forbid", problem=PROBLEM))
-        job_id = job.id
+    job_id = stored_job(client.app.state.session_factory, project, problem=PROBLEM, attempts=1)
     grouping = client.get("/groupings", params={"job_id": job_id, "budget": 2}, headers=headers)
     assert grouping.status_code == 200, grouping.text
     return {"dataset": dataset.json()["id"], "job": job_id}

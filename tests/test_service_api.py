@@ -7,11 +7,10 @@ import io
 
 import numpy as np
 import pytest
+from conftest import stored_job
 
 from grouping.problem import parse_problem
 from grouping.selection import solve
-from service.db import transaction
-from service.models import Job, NetworkTable, utcnow
 
 PROBLEM = {
     "tasks": ["a", "b", "c", "d"],
@@ -31,25 +30,8 @@ PROBLEM = {
 
 def add_job(client, status: str = "succeeded", **fields) -> str:
     """A job row in ``status`` (with a stored network table when succeeded), without training."""
-    sessions = client.app.state.session_factory
-    spec = {"dataset": "synthetic", "methods": ["tag"]}
-    with transaction(sessions) as session:
-        job = Job(
-            project=client.app.state.settings.default_project,
-            status=status,
-            spec=spec,
-            spec_hash="x",
-            cancel_requested=False,
-            progress_fraction=1.0 if status == "succeeded" else 0.0,
-            attempts=0,
-            created_at=utcnow(),
-            **fields,
-        )
-        session.add(job)
-        session.flush()
-        if status == "succeeded":
-            session.add(NetworkTable(job_id=job.id, method="tag", singletons="forbid", problem=PROBLEM))
-        return job.id
+    return stored_job(client.app.state.session_factory, client.app.state.settings.default_project,
+                      status=status, problem=PROBLEM if status == "succeeded" else None, **fields)
 
 
 def assert_problem(response, status: int, field: str | None = None) -> dict:
