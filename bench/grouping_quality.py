@@ -293,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         "platform": platform.platform(), "cpus": os.cpu_count(), "workers": args.workers,
         "torch": torch.__version__, "python": platform.python_version(), "quick": args.quick,
         "total_seconds": time.perf_counter() - started,
+        "load_average": list(os.getloadavg()),
     }
     summary = bootstrap(units)
     stem = "grouping_quality_quick" if args.quick else "grouping_quality"

@@ -18,6 +18,14 @@ def _ci(entry: dict[str, float] | None) -> str:
     return f"{entry['mean']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
 
 
+def _load(machine: dict[str, Any]) -> str:
+    """The 1/5/15-minute load averages at the end of the run, or what the run recorded instead."""
+    load = machine.get("load_average")
+    if isinstance(load, list):
+        return "/".join(f"{v:.2f}" for v in load) + " (1/5/15-min averages at the end)"
+    return str(load) if load else "not recorded"
+
+
 def _ordered(names) -> list[str]:
     return sorted(names, key=lambda m: ORDER.index(m) if m in ORDER else len(ORDER))
 
@@ -30,7 +38,8 @@ def write_report(path: Path, document: dict[str, Any]) -> None:
         "",
         f"Run {machine['date']} on {machine['platform']} ({machine['cpus']} CPUs, {machine['workers']} "
         f"worker processes), torch {machine['torch']}; total wall time "
-        f"{machine['total_seconds'] / 60:.1f} min{' (QUICK smoke run)' if machine['quick'] else ''}.",
+        f"{machine['total_seconds'] / 60:.1f} min{' (QUICK smoke run)' if machine['quick'] else ''}; "
+        f"load: {_load(machine)}.",
         "",
         "Regret = (method − optimal) / (random − optimal) of the total STL-relative test loss on the "
         "ground truth, averaged over budgets 1.5, 2, …, n (0 = optimal, 1 = a random grouping on "
