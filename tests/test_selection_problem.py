@@ -196,6 +196,7 @@ def test_solution_to_dict_shape():
         "solve_seconds",
         "solver",
         "budget",
+        "proved_by",
     ]
     assert sorted(out["networks"], key=lambda n: n["size"]) == [
         {"trains": ["a", "b"], "serves": ["b"], "size": "full", "cost": 1.0},

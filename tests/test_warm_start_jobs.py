@@ -498,7 +498,7 @@ def test_cli_affinity_methods_still_work_and_do_not_mix_with_warm_start(tmp_path
     solution = json.loads(capsys.readouterr().out)
     # the document carries the run's two epochs, so solve adds trust from resampled epochs
     assert set(solution) == {"status", "objective", "bound", "gap", "networks", "per_task", "solve_seconds",
-                             "solver", "budget", "trust"}
+                             "solver", "budget", "proved_by", "trust"}
     assert solution["trust"]["samples"] > 0
     assert solution["trust"]["objective"]["value"] == pytest.approx(solution["objective"])
     assert main([*common, "--method", "tag", "--no-half-singletons", "--out", str(out)]) == 0

@@ -41,6 +41,9 @@ class Solution(BaseModel):
     solve_seconds: float
     solver: str
     budget: float
+    #: the algorithm that produced the selection and its bound (the requested ``solver`` or the method
+    #: the dispatcher chose for it)
+    proved_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object printed by ``taskgrouper solve`` (keys in the documented order)."""

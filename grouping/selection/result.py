@@ -22,11 +22,13 @@ class Selected:
 
 @dataclass(frozen=True)
 class RawSolution:
-    """A solver's answer in minimisation form; ``bound`` is a proven lower bound on the loss total."""
+    """A solver's answer in minimisation form; ``bound`` is a proven lower bound on the loss total and
+    ``proved_by`` names the algorithm that produced the selection and its bound."""
 
     status: str
     networks: list[Selected]
     bound: float | None
+    proved_by: str = ""
 
 
 def selection_value(networks: Sequence[Selected]) -> float:
@@ -49,8 +51,8 @@ def settle_bound(raw: RawSolution, fallback: float) -> RawSolution:
     value = selection_value(raw.networks)
     bound = fallback if raw.bound is None or not math.isfinite(raw.bound) else max(raw.bound, fallback)
     if not (math.isfinite(bound) and math.isfinite(value)):
-        return RawSolution(raw.status, raw.networks, None)
-    return RawSolution(raw.status, raw.networks, min(bound, value))
+        return RawSolution(raw.status, raw.networks, None, raw.proved_by)
+    return RawSolution(raw.status, raw.networks, min(bound, value), raw.proved_by)
 
 
 def serve_best(table: CandidateTable, chosen: Sequence[int]) -> list[Selected]:
@@ -78,4 +80,4 @@ def to_solution(raw: RawSolution, tasks: Sequence[str], sense: int, *, solver: s
                 for net in used]
     return Solution(status=raw.status, objective=objective, bound=bound, gap=gap, networks=networks,
                     per_task={t: per_task[t] for t in tasks}, solve_seconds=seconds, solver=solver,
-                    budget=budget)
+                    budget=budget, proved_by=raw.proved_by or solver)
