@@ -17,8 +17,8 @@ from grouping.selection.brute_force import solve_table_brute_force
 from grouping.selection.budget import CostScale, InfeasibleBudget, cheapest_cover, check_budget
 from grouping.selection.column_generation import solve_affinity
 from grouping.selection.result import RawSolution, to_solution
+from grouping.selection.solvers import SOLVERS
 
-SOLVERS: tuple[str, ...] = ("bip", "branch_and_bound", "brute_force")
 #: largest affinity problem each enumerating solver accepts (it builds all 2^n groups)
 ENUMERATION_LIMITS: dict[str, int] = {"branch_and_bound": 8, "brute_force": 7}
 
