@@ -14,9 +14,9 @@ import torch
 from grouping.affinity import compute_affinity
 from grouping.affinity.gradients import task_gradients
 from grouping.affinity.heldout import HeldOutBatches
-from grouping.affinity.lookahead import simulated_updates
-from grouping.affinity.observer import AffinityObserver
+from grouping.affinity.lookahead import lookahead_updates
 from grouping.affinity.reference import naive_tag_step
+from grouping.affinity.surrogate import SurrogateObserver
 from grouping.data import DatasetSpec, load_dataset
 from grouping.errors import InputError
 from grouping.training import Cancelled, ModelConfig, TrainingConfig, build_model
@@ -64,10 +64,20 @@ def _setup(data, training, warm_steps=3, tasks=None):
 
 def _observed(model, optimizer, tasks, x, y, held, methods=("tag", "tag_first_order")):
     """One measured step of the observer (float64 scores, M[j][i] = Z_{i->j})."""
-    observer = AffinityObserver(tasks, list(methods), every=1, held_out=held)
+    observer = SurrogateObserver(tasks, list(methods), every=1, held_out=held)
     observer.backward(model, optimizer, x, y)
+    optimizer.zero_grad(set_to_none=True)
     assert observer.steps == 1 and observer.held_out_draws == 1
-    return {m: observer.totals[m] for m in methods}
+    return observer.means()
+
+
+def naive(model, optimizer, tasks, x, y, held_out=None):
+    """The deep-copy reference on the backbone, the losses measured on ``held_out`` when given."""
+    shared = {name for name, _ in model.named_parameters() if name.startswith("backbone.")}
+    measured = None if held_out is None else (lambda m: batch_losses(m, tasks, *held_out))
+    return naive_tag_step(
+        model, optimizer, shared, lambda m: batch_losses(m, tasks, x, y), [t.weight for t in tasks], measured
+    )
 
 
 OPTIMIZERS = [
@@ -87,11 +97,11 @@ def test_held_out_tag_matches_deep_copy_reference(data, training, warm_steps):
     model, optimizer, tasks, x, y, held = _setup(data, training, warm_steps, tasks)
     fast = _observed(model, optimizer, tasks, x, y, held)["tag"]
     val_batch = held.batch(0, x, y)
-    slow = naive_tag_step(model, optimizer, tasks, x, y, held_out=val_batch)
+    slow = naive(model, optimizer, tasks, x, y, held_out=val_batch)
     np.testing.assert_allclose(fast.numpy(), slow.numpy(), rtol=1e-5, atol=1e-12)
     # the held-out batch is other rows, and measuring there changes the scores
     assert not torch.equal(val_batch[0], x)
-    on_train = naive_tag_step(model, optimizer, tasks, x, y)
+    on_train = naive(model, optimizer, tasks, x, y)
     assert np.abs(on_train.numpy() - slow.numpy()).max() > 1e-3 * np.abs(slow.numpy()).max()
 
 
@@ -118,7 +128,8 @@ def test_held_out_first_order_alone_is_the_inner_product_with_the_training_step(
     first = _observed(model, optimizer, tasks, x, y, held, methods=("tag_first_order",))["tag_first_order"]
     w = torch.tensor(weights, dtype=torch.float64)
     shared = list(model.backbone.parameters())
-    updates = simulated_updates(optimizer, shared, task_gradients(model, tasks, w, x, y).shared)
+    grads = task_gradients(batch_losses(model, tasks, x, y), shared, w)
+    updates = lookahead_updates(optimizer, shared, grads.shared)
     vx, vy = held.batch(0, x, y)
     for j in range(len(tasks)):
         loss = batch_losses(model, tasks, vx, vy)[j]
@@ -144,7 +155,7 @@ def test_held_out_batches_are_seeded_passes_over_the_validation_split(data):
 
 
 def _fit_with(data, training):
-    observer = AffinityObserver(
+    observer = SurrogateObserver(
         data.tasks,
         ["tag", "tag_first_order", "grad_cosine"],
         training.every,

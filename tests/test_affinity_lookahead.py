@@ -7,13 +7,14 @@ import torch
 
 from grouping.affinity.grad_cosine import cosine_step
 from grouping.affinity.gradients import task_gradients
-from grouping.affinity.lookahead import lookahead_losses, simulated_updates
+from grouping.affinity.lookahead import lookahead_updates
 from grouping.affinity.reference import naive_tag_step
-from grouping.affinity.tag import tag_step
-from grouping.affinity.tag_first_order import first_order_inner, first_order_step
+from grouping.affinity.tag_first_order import first_order_inner
+from grouping.affinity.tracker import AffinityTracker
 from grouping.data import DatasetSpec, load_dataset
 from grouping.training import ModelConfig, TrainingConfig, build_model
 from grouping.training.loop import batch_losses
+from grouping.training.losses import task_loss
 from grouping.training.optim import make_optimizer
 
 
@@ -44,11 +45,30 @@ def _setup(data, training, tasks=None, warm_steps=3):
 
 
 def _fast(model, optimizer, tasks, x, y):
-    weights = torch.tensor([t.weight for t in tasks], dtype=torch.float64)
-    grads = task_gradients(model, tasks, weights, x, y)
-    updates = simulated_updates(optimizer, list(model.backbone.parameters()), grads.shared)
-    tag = tag_step(lookahead_losses(model, tasks, updates, x, y), grads.losses)
-    return tag, first_order_step(grads.inner(updates), grads.losses)
+    """One measured step of the tracker on the backbone (gradients zeroed again after its backward)."""
+    tracker = AffinityTracker(
+        model.backbone.parameters(),
+        optimizer,
+        [t.name for t in tasks],
+        every=1,
+        methods=["tag", "tag_first_order"],
+        weights=[t.weight for t in tasks],
+    )
+    tracker.backward(batch_losses(model, tasks, x, y), lambda: batch_losses(model, tasks, x, y))
+    optimizer.zero_grad(set_to_none=True)
+    return tracker.totals["tag"], tracker.totals["tag_first_order"]
+
+
+def naive(model, optimizer, tasks, x, y):
+    """The deep-copy reference on the backbone of a ``MultiTaskNet``."""
+    shared = {name for name, _ in model.named_parameters() if name.startswith("backbone.")}
+    return naive_tag_step(
+        model, optimizer, shared, lambda m: batch_losses(m, tasks, x, y), [t.weight for t in tasks]
+    )
+
+
+def _gradients(model, tasks, weights, x, y):
+    return task_gradients(batch_losses(model, tasks, x, y), list(model.backbone.parameters()), weights)
 
 
 @pytest.mark.parametrize(
@@ -65,7 +85,7 @@ def _fast(model, optimizer, tasks, x, y):
 def test_tag_matches_deep_copy_reference(data, training, warm_steps):
     model, optimizer, tasks, x, y = _setup(data, training, warm_steps=warm_steps)
     fast, _ = _fast(model, optimizer, tasks, x, y)
-    slow = naive_tag_step(model, optimizer, tasks, x, y)
+    slow = naive(model, optimizer, tasks, x, y)
     np.testing.assert_allclose(fast.numpy(), slow.numpy(), rtol=1e-5, atol=1e-12)
 
 
@@ -76,7 +96,7 @@ def test_task_weights_scale_the_lookahead_step(data):
     ]
     model, optimizer, tasks, x, y = _setup(data, TrainingConfig(optimizer="adam", lr=0.01), tasks=tasks)
     fast, _ = _fast(model, optimizer, tasks, x, y)
-    np.testing.assert_allclose(fast.numpy(), naive_tag_step(model, optimizer, tasks, x, y).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(fast.numpy(), naive(model, optimizer, tasks, x, y).numpy(), rtol=1e-5)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
@@ -104,27 +124,29 @@ def test_first_order_is_the_papers_inner_product_for_sgd(data):
     """For plain SGD, M[j][i] = lr * w_i * <grad L_j, grad L_i> / L_j (Transference §3.2)."""
     model, optimizer, tasks, x, y = _setup(data, TrainingConfig(optimizer="sgd", lr=0.1))
     _, first = _fast(model, optimizer, tasks, x, y)
-    grads = task_gradients(model, tasks, torch.ones(len(tasks), dtype=torch.float64), x, y)
+    grads = _gradients(model, tasks, torch.ones(len(tasks), dtype=torch.float64), x, y)
     g = torch.cat([s.flatten(1) for s in grads.shared], dim=1)
     expected = 0.1 * (g @ g.T) / grads.losses.unsqueeze(1)
     np.testing.assert_allclose(first.numpy(), expected.numpy(), rtol=1e-10)
 
 
 def test_task_gradients_match_separate_backward_passes(data):
-    """shared[k][t] = grad of w_t L_t (one backward per task); training = grad of sum_t w_t L_t, heads too;
+    """shared[k][t] = grad of w_t L_t (one backward per task), the same through the shared features;
     grad_cosine's Gram is invariant to the task weights; inner() is per unweighted L_j."""
     weights = [1.0, 2.5, 0.5, 1.0, 3.0, 1.0]
     tasks = [t.model_copy(update={"weight": w}) for t, w in zip(data.tasks, weights, strict=True)]
     model, _, tasks, x, y = _setup(data, TrainingConfig(), tasks=tasks)
     w = torch.tensor(weights, dtype=torch.float64)
-    grads = task_gradients(model, tasks, w, x, y)
+    grads = _gradients(model, tasks, w, x, y)
     shared = list(model.backbone.parameters())
     for t in range(len(tasks)):
         expected = torch.autograd.grad(w[t] * batch_losses(model, tasks, x, y)[t], shared)
         for got, want in zip(grads.shared, expected, strict=True):
             torch.testing.assert_close(got[t], want, rtol=1e-10, atol=1e-12)
-    total = torch.autograd.grad(w @ batch_losses(model, tasks, x, y), list(model.parameters()))
-    for got, want in zip(grads.training, total, strict=True):
+    rep = model.backbone(x)
+    losses = torch.stack([task_loss(t.loss, model.heads[t.name](rep), y[t.name]) for t in tasks])
+    through_features = task_gradients(losses, shared, w, features=rep)
+    for got, want in zip(through_features.shared, grads.shared, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
     flat = torch.cat([g.flatten(1) for g in grads.shared], dim=1)
     torch.testing.assert_close(grads.inner(grads.shared), (flat / w.unsqueeze(1)) @ flat.T)
@@ -151,7 +173,7 @@ def test_tag_matches_the_reference_when_parameters_have_different_optimizer_stat
         optimizer.step()
         if step >= 2:
             fast, _ = _fast(model, optimizer, tasks, x, y)
-            slow = naive_tag_step(model, optimizer, tasks, x, y)
+            slow = naive(model, optimizer, tasks, x, y)
             np.testing.assert_allclose(fast.numpy(), slow.numpy(), rtol=1e-5, atol=1e-12)
 
 
@@ -171,7 +193,7 @@ def test_first_order_for_sgd_from_the_gram_matrix_equals_the_inner_product_with_
     weights = [1.0, 2.5, 0.5, 1.0, 3.0, 1.0]
     tasks = [t.model_copy(update={"weight": w}) for t, w in zip(data.tasks, weights, strict=True)]
     model, optimizer, tasks, x, y = _setup(data, training, tasks=tasks, warm_steps=warm_steps)
-    grads = task_gradients(model, tasks, torch.tensor(weights, dtype=torch.float64), x, y)
+    grads = _gradients(model, tasks, torch.tensor(weights, dtype=torch.float64), x, y)
     shared = list(model.backbone.parameters())
-    updates = simulated_updates(optimizer, shared, grads.shared)
+    updates = lookahead_updates(optimizer, shared, grads.shared)
     torch.testing.assert_close(first_order_inner(optimizer, shared, grads), grads.inner(updates))

@@ -1,12 +1,14 @@
-"""Per-task gradients from one batched backward pass, shared by every estimator.
+"""Per-task gradients on the shared parameters, shared by every estimator.
 
-Task t reaches the shared parameters θ_s only through the shared representation z = f(x; θ_s), so
-∇_{θ_s}(w_t L_t) = (∂z/∂θ_s)ᵀ ∂(w_t L_t)/∂z. One ordinary backward pass of Σ_t w_t L_t, with each head
-reading its own leaf alias of z, yields every cotangent ∂(w_t L_t)/∂z at once, and the heads' training
-gradients (each head belongs to one task). Then ``torch.autograd.grad(z, θ_s, ...,
-is_grads_batched=True)`` back-propagates the T cotangents through the backbone together (vmap over the
-backward graph) instead of T separate passes. Heads never enter the batched pass, so its cost does not
-grow with T × (number of heads).
+For the vector of per-task losses L (T,) and weights w, ``torch.autograd.grad(L, θ_s,
+grad_outputs=diag(w), is_grads_batched=True)`` back-propagates the T one-hot cotangents together (vmap
+over the backward graph) and yields ∇_{θ_s}(w_t L_t) for every t at once, on any module layout. Where
+an operation has no batching rule, T separate backward passes give the same.
+
+With ``features`` z, the output of the shared parameters that every task reads (torchjd's
+``mtl_backward`` calls it the same), task t reaches θ_s only through z, so
+∇_{θ_s}(w_t L_t) = (∂z/∂θ_s)ᵀ ∂(w_t L_t)/∂z: the batched pass runs through the heads to z, then the T
+cotangents through the backbone together.
 """
 
 from __future__ import annotations
@@ -16,10 +18,6 @@ from dataclasses import dataclass
 
 import torch
 
-from grouping.data.spec import TaskSpec
-from grouping.training.losses import task_loss
-from grouping.training.model import MultiTaskNet
-
 
 @dataclass
 class TaskGradients:
@@ -27,15 +25,12 @@ class TaskGradients:
 
     ``losses[t]`` = L_t (unweighted); ``weights[t]`` = w_t > 0; ``shared[k][t]`` = ∇_{θ_s}(w_t L_t) for
     the k-th shared parameter: task t's share of the training gradient, which is also the gradient a
-    step on task t alone applies (TAG eq. 1); ``training`` = ∇(Σ_t w_t L_t) for every parameter of the
-    model, in ``model.parameters()`` order (what the optimizer steps on; empty for a batch that is only
-    measured).
+    step on task t alone applies (TAG eq. 1).
     """
 
     losses: torch.Tensor
     weights: torch.Tensor
     shared: list[torch.Tensor]
-    training: list[torch.Tensor]
 
     def gram(self) -> torch.Tensor:
         """G[i, j] = ⟨∇_{θ_s}(w_i L_i), ∇_{θ_s}(w_j L_j)⟩ summed over the shared parameters."""
@@ -48,57 +43,44 @@ class TaskGradients:
         return weighted / self.weights.unsqueeze(1)
 
 
-@dataclass(frozen=True)
-class ParameterLayout:
-    """``model``'s parameters as the per-task gradients need them, listed once per run (walking the
-    module tree every measured step costs as much as the scoring): ``shared`` (the backbone), ``heads``
-    (in task order), ``parameters`` (``model.parameters()``) and ``order``, where ``parameters[k]`` is
-    ``[*shared, *heads][order[k]]``."""
-
-    shared: list[torch.nn.Parameter]
-    heads: list[torch.nn.Parameter]
-    parameters: list[torch.nn.Parameter]
-    order: list[int]
-
-    @classmethod
-    def of(cls, model: MultiTaskNet, tasks: Sequence[TaskSpec]) -> ParameterLayout:
-        """The layout of ``model`` for ``tasks`` (every parameter is in the backbone or a task's head)."""
-        shared = list(model.backbone.parameters())
-        heads = [p for task in tasks for p in model.heads[task.name].parameters()]
-        position = {p: k for k, p in enumerate([*shared, *heads])}
-        parameters = list(model.parameters())
-        return cls(shared, heads, parameters, [position[p] for p in parameters])
-
-
 def task_gradients(
-    model: MultiTaskNet,
-    tasks: Sequence[TaskSpec],
+    losses: torch.Tensor,
+    shared: Sequence[torch.nn.Parameter],
     weights: torch.Tensor,
-    x: torch.Tensor,
-    y: dict[str, torch.Tensor],
-    layout: ParameterLayout | None = None,
-    *,
-    training: bool = True,
+    features: torch.Tensor | None = None,
 ) -> TaskGradients:
-    """Per-task losses and gradients of ``model`` on the batch (``weights[t]`` = w_t, in task order);
-    ``layout`` is ``ParameterLayout.of(model, tasks)``, passed in when measuring many steps.
-    ``training=False`` skips the heads' gradients and leaves ``TaskGradients.training`` empty (a batch
-    that is only measured, such as the held-out lookahead batch, is never stepped on)."""
-    layout = layout or ParameterLayout.of(model, tasks)
-    shared, heads = layout.shared, (layout.heads if training else [])
-    rep = model.backbone(x)
-    aliases = [rep.detach().requires_grad_() for _ in tasks]  # one leaf per task: separate cotangents
-    losses = torch.stack(
-        [
-            task_loss(task.loss, model.heads[task.name](z), y[task.name])
-            for z, task in zip(aliases, tasks, strict=True)
+    """The per-task gradients of the (T,) ``losses`` on the ``shared`` parameters (see the module
+    docstring). The graph is kept (a training backward may follow); a shared parameter that no loss
+    reaches gets zero gradients."""
+    w = weights.to(device=losses.device, dtype=losses.dtype)
+    cotangents = torch.diag(w)
+    if features is not None:
+        (at_features,) = torch.autograd.grad(
+            losses, features, grad_outputs=cotangents, is_grads_batched=True, retain_graph=True
+        )
+        losses_to, cotangents = features, at_features
+    else:
+        losses_to = losses
+    try:
+        grads = torch.autograd.grad(
+            losses_to,
+            shared,
+            grad_outputs=cotangents,
+            is_grads_batched=True,
+            retain_graph=True,
+            allow_unused=True,
+        )
+    except RuntimeError:  # an operation without a batching rule: one backward pass per task
+        rows = [
+            torch.autograd.grad(losses_to, shared, grad_outputs=c, retain_graph=True, allow_unused=True)
+            for c in cotangents
         ]
-    )
-    w = weights.to(losses.dtype)
-    grads = torch.autograd.grad(w @ losses, [*aliases, *heads])
-    cotangents = torch.stack(grads[: len(tasks)])
-    per_task = list(torch.autograd.grad(rep, shared, grad_outputs=cotangents, is_grads_batched=True))
-    if not training:
-        return TaskGradients(losses.detach(), w, per_task, [])
-    total = [g.sum(0) for g in per_task] + list(grads[len(tasks) :])
-    return TaskGradients(losses.detach(), w, per_task, [total[k] for k in layout.order])
+        grads = tuple(
+            torch.stack([row[k] if row[k] is not None else torch.zeros_like(p) for row in rows])
+            for k, p in enumerate(shared)
+        )
+    per_task = [
+        g if g is not None else torch.zeros((len(w), *p.shape), dtype=p.dtype, device=p.device)
+        for g, p in zip(grads, shared, strict=True)
+    ]
+    return TaskGradients(losses.detach(), w, per_task)

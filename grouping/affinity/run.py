@@ -14,7 +14,7 @@ import numpy as np
 
 from grouping.affinity.heldout import HeldOutBatches
 from grouping.affinity.methods import AFFINITY_METHODS
-from grouping.affinity.observer import AffinityObserver
+from grouping.affinity.surrogate import SurrogateObserver
 from grouping.data.dataset import Dataset
 from grouping.errors import InputError
 from grouping.problem import AffinityProblem
@@ -108,7 +108,7 @@ def compute_affinity(
         if training.lookahead_batch == "val"
         else None
     )
-    observer = AffinityObserver(dataset.tasks, chosen, training.every, held_out=held_out)
+    observer = SurrogateObserver(dataset.tasks, chosen, training.every, held_out=held_out)
     started = time.perf_counter()
     result = fit(
         dataset,

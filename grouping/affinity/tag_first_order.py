@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from grouping.affinity.gradients import TaskGradients
-from grouping.affinity.lookahead import sgd_steps, simulated_updates
+from grouping.affinity.lookahead import lookahead_updates, sgd_steps
 
 
 def first_order_step(inner: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
@@ -41,20 +41,20 @@ def first_order_inner(
     inner[j, i] = ⟨∇_{θ_s} L_j(X_val, θ_s), u_i(X)⟩.
 
     From ``updates`` when the caller has them (``tag`` needs them anyway). For SGD without them, with
-    u_i = η (w_i g_i + c) (``sgd_steps``) and h_j = ∇_{θ_s} L_j on the measured batch:
-    inner[j, i] = η (⟨w_j h_j, w_i g_i⟩ + ⟨w_j h_j, c⟩) / w_j, from the (cross-)Gram matrix of the two
+    u_i = a w_i g_i + c (``sgd_steps``) and h_j = ∇_{θ_s} L_j on the measured batch:
+    inner[j, i] = (a ⟨w_j h_j, w_i g_i⟩ + ⟨w_j h_j, c⟩) / w_j, from the (cross-)Gram matrix of the two
     batches' gradients and one inner product per task, without forming the (T, P) updates (exact, as
-    the step is affine in g_i); other optimizers form them (``simulated_updates``)."""
+    the step is affine in g_i); other optimizers form them (``lookahead_updates``)."""
     onto = grads if onto is None else onto
     if updates is not None:
         return onto.inner(updates)
-    if not isinstance(optimizer, torch.optim.SGD):
-        return onto.inner(simulated_updates(optimizer, params, grads.shared))
+    if type(optimizer) is not torch.optim.SGD:
+        return onto.inner(lookahead_updates(optimizer, params, grads.shared))
     parts = []
-    for (lr, offset), g, h in zip(sgd_steps(optimizer, params), grads.shared, onto.shared, strict=True):
-        steps, measured = g.flatten(1), h.flatten(1)
-        part = measured @ steps.T
-        if offset is not None:
+    for (scale, offset), g, h in zip(sgd_steps(optimizer, params), grads.shared, onto.shared, strict=True):
+        measured = h.flatten(1)
+        part = scale * (measured @ g.flatten(1).T)
+        if isinstance(offset, torch.Tensor):
             part = part + (measured @ offset.flatten()).unsqueeze(1)
-        parts.append(lr * part)
+        parts.append(part)
     return sum(parts) / onto.weights.unsqueeze(1)
