@@ -3,7 +3,8 @@
 The job row is the source of truth for a job; queue messages carry only its id. Results are
 keyed so that writing them twice is harmless (``uq_*`` constraints): affinity per (job, method),
 network tables per (job, method, singletons), groupings per (job, method, solver, singletons,
-budget). Every owned row carries ``project`` so that tenants can be isolated; an API key belongs
+budget) — or, for an affinity run measured elsewhere and uploaded (``affinity_runs``), per (run,
+method, solver, singletons, budget): a grouping belongs to exactly one job or one run. Every owned row carries ``project`` so that tenants can be isolated; an API key belongs
 to one project and is stored as the SHA-256 of its secret only.
 """
 
@@ -17,6 +18,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -158,19 +160,48 @@ class NetworkTable(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class AffinityRunRecord(Base):
+    """An affinity run measured elsewhere (``grouping.affinity.AffinityTracker`` in the user's own
+    training) and uploaded: its tasks, one matrix per method (``onto_row_from_column``), each
+    method's per-epoch trajectory, and metadata (the run's own, plus what the upload added)."""
+
+    __tablename__ = "affinity_runs"
+    __table_args__ = (Index("ix_affinity_runs_project_created", "project", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    project: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    tasks: Mapped[list[Any]] = mapped_column()
+    methods: Mapped[list[Any]] = mapped_column()
+    epochs: Mapped[int] = mapped_column(Integer)
+    steps: Mapped[int | None] = mapped_column(Integer)
+    matrices: Mapped[dict[str, Any]] = mapped_column()
+    trajectories: Mapped[dict[str, Any]] = mapped_column()
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Grouping(Base):
-    """A solved grouping (issue-2 solution JSON) of a job's network table at one budget."""
+    """A solved grouping (issue-2 solution JSON) at one budget of a job's network table, or of an
+    uploaded affinity run's (exactly one of ``job_id`` and ``run_id``)."""
 
     __tablename__ = "groupings"
     __table_args__ = (
         UniqueConstraint(
             "job_id", "method", "solver", "singletons", "budget", name="uq_groupings_job_method_solver_budget"
         ),
+        UniqueConstraint(
+            "run_id", "method", "solver", "singletons", "budget", name="uq_groupings_run_method_solver_budget"
+        ),
+        CheckConstraint("(job_id IS NULL) <> (run_id IS NULL)", name="ck_groupings_one_source"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project: Mapped[str] = mapped_column(String(64))
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[str | None] = mapped_column(
+        ForeignKey("affinity_runs.id", ondelete="CASCADE", name="fk_groupings_run_id"), index=True
+    )
     method: Mapped[str] = mapped_column(String(32))
     solver: Mapped[str] = mapped_column(String(32))
     singletons: Mapped[str] = mapped_column(String(16))

@@ -19,6 +19,7 @@ TABLES = {
     "network_tables",
     "groupings",
     "api_keys",
+    "affinity_runs",
 }
 
 
