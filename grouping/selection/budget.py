@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
+import numpy as np
 from ortools.linear_solver import pywraplp
 
 from grouping.candidates import CandidateTable
@@ -102,15 +103,49 @@ def parse_budgets(spec: str) -> list[float]:
     return [float(v) for v in values]
 
 
+#: most tasks for which :func:`cheapest_cover` drops dominated networks through a table over all 2^n task sets
+_DOMINANCE_MAX_TASKS = 20
+
+
+def _cover_candidates(table: CandidateTable, units: np.ndarray) -> np.ndarray:
+    """Networks that can be in a minimum-cost covering: per set of served tasks the cheapest one, and
+    (up to ``_DOMINANCE_MAX_TASKS`` tasks) none for which a network serving a strict superset costs no
+    more. Strict-superset minima come from the superset-min transform over all task sets."""
+    served = np.isfinite(table.loss)
+    n = served.shape[1]
+    if n > _DOMINANCE_MAX_TASKS:
+        return np.arange(len(table))
+    masks = served.astype(np.int64) @ (np.int64(1) << np.arange(n, dtype=np.int64))
+    cheapest = np.full(1 << n, np.iinfo(np.int64).max)
+    np.minimum.at(cheapest, masks, units)
+    superset, strict = cheapest.copy(), np.full(1 << n, np.iinfo(np.int64).max)
+    lacking = [np.flatnonzero((np.arange(1 << n) >> bit & 1) == 0) for bit in range(n)]
+    for bit, without in enumerate(lacking):  # superset[M] = min over every M' containing M
+        superset[without] = np.minimum(superset[without], superset[without | (1 << bit)])
+    for bit, without in enumerate(lacking):  # strict[M] = min over every M' strictly containing M
+        strict[without] = np.minimum(strict[without], superset[without | (1 << bit)])
+    keep = (units == cheapest[masks]) & (units < strict[masks])
+    _, first = np.unique(masks[keep], return_index=True)  # one network per served set
+    return np.flatnonzero(keep)[first]
+
+
 def cheapest_cover(table: CandidateTable, scale: CostScale) -> tuple[int, list[int]]:
     """Minimum-cost set of networks serving every task (weighted set cover, exact in integer units)."""
+    units = np.array([scale.units(c) for c in table.costs], dtype=np.int64)
+    candidates = _cover_candidates(table, units)
     solver = pywraplp.Solver.CreateSolver("SCIP")
     solver.SetNumThreads(1)
-    x = [solver.BoolVar(f"x{n}") for n in range(len(table))]
+    x = [solver.BoolVar(f"x{n}") for n in candidates]
+    served = np.isfinite(table.loss[candidates])
     for t in range(len(table.tasks)):
-        solver.Add(sum(x[n] for n in range(len(table)) if math.isfinite(table.loss[n, t])) >= 1)
-    solver.Minimize(sum(scale.units(c) * x[n] for n, c in enumerate(table.costs)))
+        row = solver.Constraint(1, solver.infinity())
+        for i in np.flatnonzero(served[:, t]):
+            row.SetCoefficient(x[i], 1)
+    objective = solver.Objective()
+    for i, n in enumerate(candidates):
+        objective.SetCoefficient(x[i], float(units[n]))
+    objective.SetMinimization()
     if solver.Solve() != pywraplp.Solver.OPTIMAL:
         raise RuntimeError("the covering problem of a validated table must be solvable")
-    chosen = [n for n in range(len(table)) if x[n].solution_value() > 0.5]
-    return sum(scale.units(table.costs[n]) for n in chosen), chosen
+    chosen = [int(n) for i, n in enumerate(candidates) if x[i].solution_value() > 0.5]
+    return int(units[chosen].sum()), chosen

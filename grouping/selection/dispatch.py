@@ -1,10 +1,17 @@
-"""``solve`` / ``solve_curve``: validate the request, check the budget, run the chosen solver, time it."""
+"""``solve`` / ``solve_curve``: validate the request, check the budget, run the chosen solver, time it.
+
+Solver ``auto`` picks the method: an explicit table goes to the subset dynamic program
+(:mod:`grouping.selection.subset_dp`) when its size (:class:`~grouping.selection.subset_dp.DPSize`)
+is within :data:`SUBSET_DP_MAX_WORK` and :data:`SUBSET_DP_MAX_MEMORY`, otherwise to the facility-location
+BIP; an affinity problem goes to ``bip`` (column generation). A curve answered by the subset DP comes
+from one program up to its largest budget."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -17,13 +24,20 @@ from grouping.selection.brute_force import solve_table_brute_force
 from grouping.selection.budget import CostScale, InfeasibleBudget, cheapest_cover, check_budget
 from grouping.selection.column_generation import solve_affinity
 from grouping.selection.result import RawSolution, to_solution
-from grouping.selection.solvers import SOLVERS
+from grouping.selection.solvers import DEFAULT_SOLVER, SOLVERS
+from grouping.selection.subset_dp import dp_size, solve_table_subset_dp, subset_dp_solutions
 
 #: largest affinity problem each enumerating solver accepts (it builds all 2^n groups)
-ENUMERATION_LIMITS: dict[str, int] = {"branch_and_bound": 8, "brute_force": 7}
+ENUMERATION_LIMITS: dict[str, int] = {"subset_dp": 12, "branch_and_bound": 8, "brute_force": 7}
+#: ``auto`` runs the subset DP on an explicit table up to this ``DPSize.work`` (cell updates). Measured in
+#: bench/results/selection_explicit.md: XXX
+SUBSET_DP_MAX_WORK = 4e8
+#: ... and up to this many bytes of DP tables
+SUBSET_DP_MAX_MEMORY = 1 << 30
 
 _TABLE_SOLVERS = {
     "bip": solve_table_bip,
+    "subset_dp": solve_table_subset_dp,
     "branch_and_bound": solve_table_branch_and_bound,
     "brute_force": solve_table_brute_force,
 }
@@ -45,9 +59,9 @@ def _scale(problem: Problem) -> CostScale:
     return CostScale.for_costs([net.cost for net in problem.networks])
 
 
-def _min_units(problem: Problem, scale: CostScale) -> int:
-    if isinstance(problem, ExplicitProblem):
-        return cheapest_cover(explicit_table(problem), scale)[0]
+def _min_units(problem: Problem, scale: CostScale, table: CandidateTable | None) -> int:
+    if table is not None:
+        return cheapest_cover(table, scale)[0]
     # a covering with a full-size group costs at least one group, which the group of all tasks achieves;
     # without one, every task is alone on a half-size network
     n, costs = len(problem.tasks), problem.network_costs
@@ -62,7 +76,27 @@ def min_feasible_budget(problem: Problem) -> float:
     ``min(c, n c / 2)`` with half-size singletons (the group of all tasks, or every task alone; the
     latter is cheaper only for one task), else ``c``."""
     scale = _scale(problem)
-    return scale.to_budget(_min_units(problem, scale))
+    return scale.to_budget(_min_units(problem, scale, _explicit(problem)))
+
+
+def _explicit(problem: Problem) -> CandidateTable | None:
+    return explicit_table(problem) if isinstance(problem, ExplicitProblem) else None
+
+
+def explicit_method(table: CandidateTable, scale: CostScale, budget_units: int) -> str:
+    """The exact method ``auto`` runs on an explicit table: ``subset_dp`` within the size limits, else
+    ``bip``."""
+    size = dp_size(table, scale, budget_units)
+    fits = size.work <= SUBSET_DP_MAX_WORK and size.memory <= SUBSET_DP_MAX_MEMORY
+    return "subset_dp" if fits else "bip"
+
+
+def _method(problem: Problem, solver: str, explicit: CandidateTable | None, scale: CostScale,
+            units: int) -> str:
+    """The concrete method behind ``solver`` (``auto`` resolved) for a budget of ``units``."""
+    if solver != "auto":
+        return solver
+    return "bip" if explicit is None else explicit_method(explicit, scale, units)
 
 
 def _table(problem: Problem, solver: str) -> CandidateTable:
@@ -83,20 +117,22 @@ def _table(problem: Problem, solver: str) -> CandidateTable:
 
 
 def _run(problem: Problem, budget: float, solver: str, time_limit: float | None, scale: CostScale,
-         units: int) -> Solution:
+         units: int, explicit: CandidateTable | None) -> Solution:
     started = time.perf_counter()
-    if isinstance(problem, AffinityProblem) and solver == "bip":
+    method = _method(problem, solver, explicit, scale, units)
+    if isinstance(problem, AffinityProblem) and method == "bip":
         raw: RawSolution = solve_affinity(problem, scale, units, time_limit)
         sense = -1
     else:
-        table = _table(problem, solver)
-        raw = _TABLE_SOLVERS[solver](table, scale, units, time_limit)
+        table = explicit if explicit is not None else _table(problem, method)
+        raw = _TABLE_SOLVERS[method](table, scale, units, time_limit)
         sense = table.sense
+    raw = replace(raw, proved_by=raw.proved_by or method)
     return to_solution(raw, problem.tasks, sense, solver=solver, budget=budget,
                        seconds=time.perf_counter() - started)
 
 
-def solve(problem: Problem, budget: float, *, solver: str = "bip",
+def solve(problem: Problem, budget: float, *, solver: str = DEFAULT_SOLVER,
           time_limit: float | None = None) -> Solution:
     """The optimal selection within ``budget``.
 
@@ -106,27 +142,48 @@ def solve(problem: Problem, budget: float, *, solver: str = "bip",
     """
     _check_options(problem, solver, time_limit)
     budget = check_budget(budget)
-    scale = _scale(problem)
-    units, min_units = scale.budget_units(budget), _min_units(problem, scale)
+    scale, explicit = _scale(problem), _explicit(problem)
+    units, min_units = scale.budget_units(budget), _min_units(problem, scale, explicit)
     if units < min_units:
         raise InfeasibleBudget(budget, scale.to_budget(min_units))
-    return _run(problem, budget, solver, time_limit, scale, units)
+    return _run(problem, budget, solver, time_limit, scale, units, explicit)
 
 
-def solve_curve(problem: Problem, budgets: Sequence[float], *, solver: str = "bip",
+def _dp_curve(problem: Problem, budgets: list[float], solver: str, time_limit: float | None,
+              scale: CostScale, explicit: CandidateTable | None) -> list[Solution]:
+    """Every budget of a curve from one subset DP up to the largest (each reports that DP's time)."""
+    started = time.perf_counter()
+    table = explicit if explicit is not None else _table(problem, "subset_dp")
+    raws = subset_dp_solutions(table, scale, [scale.budget_units(b) for b in budgets], time_limit)
+    seconds = time.perf_counter() - started
+    return [to_solution(raw, problem.tasks, table.sense, solver=solver, budget=budget, seconds=seconds)
+            for raw, budget in zip(raws, budgets, strict=True)]
+
+
+def solve_curve(problem: Problem, budgets: Sequence[float], *, solver: str = DEFAULT_SOLVER,
                 time_limit: float | None = None) -> list[Solution]:
-    """One solution per budget (``time_limit`` applies to each); budgets below the cheapest covering
-    give ``status="infeasible"`` entries instead of raising."""
+    """One solution per budget (``time_limit`` applies to each, or to the one subset DP that answers
+    them all); budgets below the cheapest covering give ``status="infeasible"`` entries instead of
+    raising."""
     _check_options(problem, solver, time_limit)
     budgets = [check_budget(b) for b in budgets]
-    scale = _scale(problem)
-    min_units = _min_units(problem, scale)
+    scale, explicit = _scale(problem), _explicit(problem)
+    min_units = _min_units(problem, scale, explicit)
+    feasible = [b for b in budgets if scale.budget_units(b) >= min_units]
+    solved: dict[float, Solution] = {}
+    if feasible:
+        top = max(scale.budget_units(b) for b in feasible)
+        if _method(problem, solver, explicit, scale, top) == "subset_dp":
+            solved = dict(zip(feasible, _dp_curve(problem, feasible, solver, time_limit, scale, explicit),
+                              strict=True))
     out = []
     for budget in budgets:
         units = scale.budget_units(budget)
         if units < min_units:
             out.append(Solution(status="infeasible", objective=None, bound=None, gap=None, networks=[],
                                 per_task={}, solve_seconds=0.0, solver=solver, budget=budget))
+        elif budget in solved:
+            out.append(solved[budget])
         else:
-            out.append(_run(problem, budget, solver, time_limit, scale, units))
+            out.append(_run(problem, budget, solver, time_limit, scale, units, explicit))
     return out
