@@ -31,6 +31,7 @@ from grouping.affinity import AFFINITY_METHODS
 from grouping.data import SplitSpec, TaskSpec
 from grouping.data.spec import LOSSES_BY_TYPE
 from grouping.selection import SOLVERS
+from grouping.selection.solvers import DEFAULT_SOLVER
 from grouping.training import ModelConfig, TrainingConfig
 from grouping.training.config import MAX_PARAMETERS
 
@@ -587,7 +588,8 @@ class SolveRequest(BaseModel):
         "max_budgets budgets in either form (exactly one of budget and budgets)",
         examples=["1:5:0.5"],
     )
-    solver: Solver = "bip"
+    solver: Solver = Field(DEFAULT_SOLVER, description="'auto' picks the exact method per problem (explicit "
+                           "tables: subset_dp where it fits, else bip); the solution's proved_by names it")
     time_limit: float | None = Field(None, gt=0, le=600, allow_inf_nan=False)
 
 

@@ -31,6 +31,7 @@ from grouping.selection import (
     solve,
     solve_curve,
 )
+from grouping.selection.solvers import DEFAULT_SOLVER
 from grouping.selection.trust import problem_samples, selection_trust
 
 
@@ -99,9 +100,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument("--budget", type=_number, help="inference-cost budget in full-network units, e.g. 2.5")
     which.add_argument("--budgets", metavar="START:STOP:STEP",
                        help="a budget curve, e.g. 1:5:0.5 (inclusive) or 1,2.5,4; prints a JSON list")
-    p.add_argument("--solver", choices=SOLVERS, default="bip", help="default: bip")
+    p.add_argument("--solver", choices=SOLVERS, default=DEFAULT_SOLVER,
+                   help=f"default: {DEFAULT_SOLVER} (the exact method picked per problem; the output's "
+                   "proved_by names it)")
     p.add_argument("--time-limit", type=_number, metavar="S", help="seconds per budget; then the best "
                    "selection found so far is printed with status 'feasible' and its proven bound")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (always the format here)")
     p.set_defaults(handler=_solve)
 
     q = subparsers.add_parser("import-standley", help="convert a Standley et al. loss table to PROBLEM.json",
