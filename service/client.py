@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from grouping.selection.solvers import DEFAULT_SOLVER
 from service.schemas import DatasetOut, GroupingCurve, GroupingOut, JobOut, JobPage, SolutionOut
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -179,7 +180,8 @@ class TaskgrouperClient:
         )
 
     def solve(
-        self, problem: dict[str, Any], budget: float, *, solver: str = "bip", time_limit: float | None = None
+        self, problem: dict[str, Any], budget: float, *, solver: str = DEFAULT_SOLVER,
+        time_limit: float | None = None,
     ) -> SolutionOut:
         """``POST /groupings``: solve a problem without training."""
         body = {"problem": problem, "budget": budget, "solver": solver} | _opt(time_limit=time_limit)
