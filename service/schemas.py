@@ -368,6 +368,24 @@ class JobPage(BaseModel):
     next: str | None = Field(None, description="the URL of the next page, if any")
 
 
+class JobLogEntry(BaseModel):
+    id: int = Field(description="increasing within the job: pass it as `after` to read only newer entries")
+    time: datetime
+    attempt: int = Field(description="the attempt (1, 2, … as workers claim the job) that wrote it")
+    level: str = Field(description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    step: str | None = Field(None, description="the runner's step the entry belongs to (e.g. load_dataset)")
+    message: str
+
+
+class JobLogOut(BaseModel):
+    """A job's log: each attempt stores at most ``job_log_entries`` entries (warnings and errors have a
+    reserve beyond it, so the entry naming a failure is kept; an entry says where some were dropped)."""
+
+    job_id: str
+    entries: list[JobLogEntry] = Field(description="oldest first")
+    more: bool = Field(description="more entries follow: read again with `after` = the last entry's id")
+
+
 class ColumnInfo(BaseModel):
     name: str
     dtype: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, field_validator
@@ -114,6 +115,16 @@ class Settings(BaseSettings):
     )
     max_attempts: int = Field(
         3, ge=1, description="a job lost (worker died) on its n-th attempt fails instead of being rerun"
+    )
+    log_format: Literal["json", "text"] = Field(
+        "json", description="the API's and the workers' log lines: one JSON object each, or plain text"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="least level logged")
+    job_log_entries: int = Field(
+        1000,
+        ge=10,
+        description="most log entries one attempt of a job stores (GET /jobs/{id}/logs); warnings and "
+        "errors have a reserve of a tenth more",
     )
 
     @field_validator("database_url", "broker_url", "rate_limit_url", mode="before")

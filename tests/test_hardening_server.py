@@ -221,7 +221,7 @@ def test_a_job_failing_on_bad_input_logs_its_id_field_and_reason(settings, sessi
     assert record.levelno == logging.WARNING
     assert record.field == "dataset.features" and record.reason == error["reason"]
     line = record.getMessage()
-    assert line.startswith(f"job failed job_id={job.id} field=dataset.features reason=")
+    assert line.startswith(f"job failed job_id={job.id} step=load_dataset field=dataset.features reason=")
     assert json.loads(line.split(" reason=", 1)[1]) == error["reason"] and "\n" not in line
 
 

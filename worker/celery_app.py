@@ -9,8 +9,12 @@ in the database holds every result and state. Start one worker process per GPU o
 
 from __future__ import annotations
 
-from celery import Celery
+import logging
+from typing import Any
 
+from celery import Celery, signals
+
+from service.logs import configure_logging
 from service.settings import Settings, get_settings
 
 RUN_JOB = "taskgrouper.run_job"
@@ -42,3 +46,12 @@ def create_celery(settings: Settings) -> Celery:
 
 #: the application ``celery -A worker.celery_app`` and ``taskgrouper worker`` run
 app = create_celery(get_settings())
+
+
+@signals.setup_logging.connect
+def _configure_logging(loglevel: Any = None, **_: Any) -> None:
+    """The workers log as the API does (``service.logs``: JSON lines by default); connecting this
+    signal also keeps Celery from installing its own handlers. ``--loglevel`` wins over the setting."""
+    settings = get_settings()
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, int) else loglevel
+    configure_logging(settings.log_format, str(level or settings.log_level).upper())

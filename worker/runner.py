@@ -85,10 +85,12 @@ from service.groupings import EXPLICIT_SINGLETONS
 from service.jsonsafe import json_safe
 from service.limits import warm_start_plan
 from service.locations import allowed_location
+from service.logs import job_context
 from service.models import AffinityResult, Dataset, Grouping, Job, NetworkTable, utcnow
 from service.schemas import WARM_START, JobCreate
 from service.settings import Settings, get_settings
 from worker.heartbeat import Heartbeat
+from worker.job_log import JobLog
 from worker.progress import JobProgress
 from worker.reaper import attempts_exhausted, exhausted_error
 
@@ -126,6 +128,24 @@ def run_job(
         with session_factory() as session:
             return session.scalar(select(Job.status).where(Job.id == job_id)) or "missing"
     attempt = job.attempts
+    with JobLog(job_id, attempt, session_factory, limit=settings.job_log_entries) as job_log:
+        resumed = f", resuming after epoch {job.resumed_from_epoch}" if job.resumed_from_epoch else ""
+        with job_context(step="claim"):
+            job_log.write(logging.INFO, "attempt %d claimed by %s%s", attempt, job.worker, resumed)
+        status = _run_claimed(job, session_factory, settings, job_log, stop)
+        job_log.write(logging.INFO, "attempt %d ended: %s", attempt, status, outcome=status)
+        return status
+
+
+def _run_claimed(
+    job: Job,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    job_log: JobLog,
+    stop: threading.Event | None,
+) -> str:
+    """Run a claimed job's steps (each logged in ``job_log``) and finish it; its final status."""
+    job_id, attempt = job.id, job.attempts
     progress = JobProgress(
         job_id,
         session_factory,
@@ -137,63 +157,76 @@ def run_job(
     finish = _Finisher(job_id, attempt, session_factory)
     with Heartbeat(progress.beat, settings.heartbeat_interval):
         try:
-            request = JobCreate.model_validate(job.spec)
-            spec = dataset_spec(request, job, session_factory, settings)
-            dataset = load_dataset(spec)
+            with job_log.step("validate_request"):
+                request = JobCreate.model_validate(job.spec)
+            with job_log.step("load_dataset"):
+                spec = dataset_spec(request, job, session_factory, settings)
+                dataset = load_dataset(spec)
             plan = None
             if request.warm_start is not None:  # checked before any training
-                plan = warm_start_plan(dataset.task_names, request.warm_start, settings)
-            parts = _parts(request, dataset, plan, progress.report)
+                with job_log.step("plan_warm_start"):
+                    plan = warm_start_plan(dataset.task_names, request.warm_start, settings)
+            parts = _parts(request, dataset, plan, job_log.epochs(progress.report))
             results = JobResults()
             if request.affinity_methods:
-                results.affinity = compute_affinity(
-                    dataset,
-                    request.affinity_methods,
-                    request.model,
-                    request.training,
-                    progress=parts.pop(0),
-                    should_cancel=progress.should_cancel,
-                    checkpoint_dir=Path(job.checkpoint_dir or settings.checkpoints_dir / job_id),
-                )
+                with job_log.step("affinity"):
+                    results.affinity = compute_affinity(
+                        dataset,
+                        request.affinity_methods,
+                        request.model,
+                        request.training,
+                        progress=parts.pop(0),
+                        should_cancel=progress.should_cancel,
+                        checkpoint_dir=Path(job.checkpoint_dir or settings.checkpoints_dir / job_id),
+                    )
                 results.device = str(results.affinity.metadata.get("device") or "") or None
             if request.warm_start is not None and plan is not None:
                 subsets, extra = plan
                 options = request.warm_start
-                results.table = warm_start_table(
-                    spec,
-                    request.model,
-                    request.training,
-                    finetune_epochs=options.finetune_epochs,
-                    subsets=subsets,
-                    extra_subsets=extra,
-                    half_singletons=options.half_singletons,
-                    val_draws=options.val_draws,
-                    workers=1,
-                    progress=parts.pop(0),
-                    should_cancel=progress.should_cancel,
-                )
+                with job_log.step("warm_start"):
+                    results.table = warm_start_table(
+                        spec,
+                        request.model,
+                        request.training,
+                        finetune_epochs=options.finetune_epochs,
+                        subsets=subsets,
+                        extra_subsets=extra,
+                        half_singletons=options.half_singletons,
+                        val_draws=options.val_draws,
+                        workers=1,
+                        progress=parts.pop(0),
+                        should_cancel=progress.should_cancel,
+                    )
                 results.table.metadata["dataset"] = request.dataset  # not the server's file path
                 results.device = results.device or str(resolve_device(request.training.device))
         except Cancelled:
             if progress.lost:
+                job_log.write(logging.WARNING, "attempt %d superseded: the job was given to another attempt",
+                              attempt)
                 return "superseded"
             if not progress.cancel_requested:
+                job_log.write(logging.INFO, "stopping: the process is shutting down; the job is requeued")
                 return finish.requeue()
+            job_log.write(logging.INFO, "cancelled at the user's request")
             return finish("cancelled")
         except InputError as exc:
             error = {"field": exc.field, "reason": exc.reason}
-            log_job_failure(job_id, error)
+            log_job_failure(job_log, error)
             return finish("failed", error=error)
         except ValidationError as exc:  # a request stored before a validation rule tightened
             first = exc.errors()[0] if exc.errors() else {}
             error = {"field": field_path(first.get("loc", ())), "reason": str(first.get("msg", exc))}
-            log_job_failure(job_id, error)
+            log_job_failure(job_log, error)
             return finish("failed", error=error)
         except Exception as exc:
             error = {"field": None, "reason": f"internal error: {type(exc).__name__}: {exc}"}
-            log_job_failure(job_id, error, exc_info=True)
+            log_job_failure(job_log, error, exc_info=True)
             return finish("failed", error=error)
-        return finish("succeeded", run=results)
+        with job_log.step("store_results"):
+            status = finish("succeeded", run=results)
+        if status == "failed":
+            log_job_failure(job_log, finish.error or {"reason": "the results could not be stored"})
+        return status
 
 
 def _parts(
@@ -239,20 +272,27 @@ def _scaled(report: Callable[[Progress], None], start: float, width: float) -> C
     return scaled
 
 
-def log_job_failure(job_id: str, error: dict[str, Any], *, exc_info: bool = False) -> None:
+def log_job_failure(job_log: JobLog, error: dict[str, Any], *, exc_info: bool = False) -> None:
     """Log a job that failed, as one line of ``key=value`` pairs —
-    ``job failed job_id=<id> field=<field> reason="<reason>"`` (the reason JSON-quoted, so the line
-    stays one line) — with ``job_id``, ``field`` and ``reason`` also set as attributes of the log
-    record for structured handlers; with ``exc_info`` the traceback follows."""
+    ``job failed job_id=<id> step=<step> field=<field> reason="<reason>"`` (the reason JSON-quoted, so
+    the line stays one line; ``step``: the step that failed) — with ``job_id``, ``step``, ``field`` and
+    ``reason`` also set as attributes of the record for structured handlers; stored in the job's log.
+    With ``exc_info`` the traceback follows."""
     field, reason = error.get("field"), str(error.get("reason", ""))
-    log.warning(
-        "job failed job_id=%s field=%s reason=%s",
-        job_id,
-        field or "-",
-        json.dumps(reason, ensure_ascii=False),
-        exc_info=exc_info,
-        extra={"job_id": job_id, "field": field, "reason": reason},
-    )
+    step = job_log.failed_step or "-"
+    with job_context(step=job_log.failed_step):
+        job_log.write(
+            logging.WARNING,
+            "job failed job_id=%s step=%s field=%s reason=%s",
+            job_log.job_id,
+            step,
+            field or "-",
+            json.dumps(reason, ensure_ascii=False),
+            exc_info=exc_info,
+            field=field,
+            reason=reason,
+            failed_step=job_log.failed_step,
+        )
 
 
 def dataset_spec(
@@ -398,6 +438,8 @@ class _Finisher:
         self.job_id = job_id
         self.attempt = attempt
         self.session_factory = session_factory
+        #: the error the job was failed with when its results could not be stored
+        self.error: dict[str, Any] | None = None
 
     def _owned(self, session: Session) -> Job | None:
         job = session.get(Job, self.job_id, with_for_update=True, populate_existing=True)
@@ -422,8 +464,8 @@ class _Finisher:
                 return self._finish(status, error, run)
         except Exception as exc:
             log.exception("job %s: results could not be stored", self.job_id)
-            reason = f"the results could not be stored: {_describe(exc)}"
-            return self._finish("failed", {"field": None, "reason": reason})
+            self.error = {"field": None, "reason": f"the results could not be stored: {_describe(exc)}"}
+            return self._finish("failed", self.error)
 
     def _finish(self, status: str, error: dict[str, Any] | None, run: Any = None) -> str:
         with transaction(self.session_factory) as session:
