@@ -11,7 +11,9 @@ broker, so two scrapes answered by different processes never disagree and nothin
   workers running a job with a fresh heartbeat (an idle worker is not visible here: asking every
   worker over the broker would make each scrape wait for the slowest one);
 * ``taskgrouper_queue_messages{queue}`` — messages waiting in each Celery queue (the length of its
-  Redis lists) and ``taskgrouper_broker_up`` (1 when the broker answered); server mode only.
+  Redis lists), ``taskgrouper_workers_alive{queue}`` — worker processes consuming the queue whose
+  presence beat (``service.presence``, every ``heartbeat_interval``) is younger than ``stale_after``,
+  idle ones included, and ``taskgrouper_broker_up`` (1 when the broker answered); server mode only.
 
 **Per process** — ``taskgrouper_http_request_duration_seconds``, ``taskgrouper_solve_duration_seconds``
 and the client library's ``process_*``/``python_*`` metrics — are counted in the API process that
@@ -45,6 +47,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.models import JOB_STATUSES, Job, utcnow
+from service.presence import count_alive_commands
 
 if TYPE_CHECKING:
     from fastapi import Request, Response
@@ -144,8 +147,14 @@ class JobsCollector(Collector):
             "Messages waiting in a Celery queue (not yet taken)",
             labels=["queue"],
         )
+        alive = GaugeMetricFamily(
+            "taskgrouper_workers_alive",
+            f"Worker processes consuming a queue whose presence beat is younger than stale_after "
+            f"({settings.stale_after:g} s), idle or busy",
+            labels=["queue"],
+        )
         try:
-            lengths = self._queue_lengths(url, [settings.training_queue, settings.solve_queue])
+            lengths, workers = self._broker_state(url, [settings.training_queue, settings.solve_queue])
         except Exception:  # the broker being down is what this metric reports
             up.add_metric([], 0)
             yield up
@@ -154,9 +163,13 @@ class JobsCollector(Collector):
         yield up
         for queue, length in lengths.items():
             queues.add_metric([queue], length)
+            alive.add_metric([queue], workers[queue])
         yield queues
+        yield alive
 
-    def _queue_lengths(self, url: str, names: list[str]) -> dict[str, int]:
+    def _broker_state(self, url: str, names: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """Per queue: the messages waiting and the live workers (:mod:`service.presence`), in one
+        round trip."""
         import redis
 
         if self._redis is None:
@@ -169,9 +182,15 @@ class JobsCollector(Collector):
             pipe.llen(name)
             for step in _PRIORITY_STEPS:
                 pipe.llen(f"{name}{_PRIORITY_SEPARATOR}{step}")
+        stale_after = self.settings.stale_after if self.settings is not None else 120.0
+        count_alive_commands(pipe, names, stale_after)
         values = pipe.execute()
         per_queue = 1 + len(_PRIORITY_STEPS)
-        return {name: int(sum(values[i * per_queue : (i + 1) * per_queue])) for i, name in enumerate(names)}
+        lengths = {
+            name: int(sum(values[i * per_queue : (i + 1) * per_queue])) for i, name in enumerate(names)
+        }
+        alive = dict(zip(names, (int(v) for v in values[len(names) * per_queue :]), strict=True))
+        return lengths, alive
 
 
 class ProjectJobsCollector(Collector):

@@ -10,8 +10,10 @@ which is why training workers use the ``solo`` pool (``taskgrouper worker`` does
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -19,10 +21,12 @@ from celery import Task, signals
 from celery.exceptions import Reject
 from sqlalchemy.orm import Session, sessionmaker
 
+from service import presence
 from service.db import make_engine, make_session_factory
 from service.groupings import precompute
-from service.settings import get_settings
+from service.settings import Settings, get_settings
 from worker.celery_app import RUN_JOB, SOLVE_GROUPINGS, app
+from worker.heartbeat import Heartbeat
 from worker.reaper import Reaper, broker_start_time
 from worker.runner import run_job
 
@@ -31,6 +35,7 @@ log = logging.getLogger(__name__)
 #: set when this worker process is shutting down (SIGTERM): running jobs stop at their next step
 STOP = threading.Event()
 _reaper: list[Reaper] = []
+_presence: list[Callable[[], None]] = []
 
 
 @lru_cache(maxsize=1)
@@ -45,8 +50,12 @@ def publish_job(job_id: str) -> None:
 
 
 @signals.worker_ready.connect
-def _start_reaper(**_: Any) -> None:
+def _start_reaper(sender: Any = None, **_: Any) -> None:
     settings = get_settings()
+    try:
+        _start_presence(sender, settings)
+    except Exception:  # the metric then misses this worker; its jobs still run
+        log.warning("worker presence not started", exc_info=True)
     reaper = Reaper(
         make_session_factory(make_engine(settings.resolved_database_url, pool_size=1)),
         settings,
@@ -62,6 +71,32 @@ def _stop_jobs(**_: Any) -> None:
     STOP.set()
     for reaper in _reaper:
         reaper.stop()
+    for stop in _presence:
+        stop()
+
+
+def _start_presence(consumer: Any, settings: Settings) -> None:
+    """Beat this worker's presence (``service.presence``) every ``heartbeat_interval`` until shutdown,
+    for the ``taskgrouper_workers_alive`` metric; it leaves the sets when it stops."""
+    import redis
+
+    if not (settings.broker_url or "").startswith(("redis://", "rediss://", "unix://")):
+        return
+    client = redis.Redis.from_url(settings.broker_url, socket_timeout=5, socket_connect_timeout=5)
+    name = getattr(consumer, "hostname", None) or app.conf.get("worker_name") or "worker"
+    queues = sorted(app.amqp.queues.consume_from or app.amqp.queues) or [settings.training_queue]
+    presence.beat(client, name, queues)
+    running = contextlib.ExitStack()
+    running.callback(_leave, client, name, queues)
+    running.enter_context(Heartbeat(lambda: presence.beat(client, name, queues), settings.heartbeat_interval))
+    _presence.append(running.close)
+
+
+def _leave(client: Any, name: str, queues: list[str]) -> None:
+    try:
+        presence.leave(client, name, queues)
+    except Exception:
+        log.warning("worker %s: presence not removed", name, exc_info=True)
 
 
 @app.task(name=RUN_JOB, bind=True)
