@@ -1,26 +1,60 @@
-"""A thin, typed Python client of the taskgrouper API (httpx).
+"""A typed Python client of the taskgrouper API (httpx), synchronous and asynchronous.
 
     with TaskgrouperClient("http://127.0.0.1:8000") as tg:
         job = tg.submit_job("digits-attributes", methods=["tag"], training={"epochs": 1})
         tg.wait(job.id)
         grouping = tg.groupings(job.id, budget=2)
 
-Errors come back as :class:`ApiError` carrying the problem+json body (``field``, ``detail``, …).
+    async with AsyncTaskgrouperClient("http://127.0.0.1:8000") as tg:   # the same methods, awaited
+        job = await tg.submit_job("digits-attributes")
+        job = await tg.wait(job.id)        # polls with asyncio.sleep: the event loop keeps running
+
+Every result is a pydantic model of :mod:`service.schemas` (``JobOut``, ``JobPage``, ``JobLogOut``,
+``GroupingOut``, …). Errors come back as :class:`ApiError` carrying the problem+json body (``field``,
+``reason``, ``detail``, …); a server that cannot be reached at all raises :class:`ServerUnreachable`.
+
+**Retries** (:func:`default_retry`, an ``httpx_retries`` transport): a request that could not connect
+(the server is down or restarting) and an answer 429 (rate limited) or 503 (e.g. the job queue is
+unavailable) are retried, up to 5 times, waiting what ``Retry-After`` says (at most 60 s) or else an
+exponential backoff with jitter (0.5 s × 2^n, at most 60 s). These retries are safe for every method:
+a refused connection never reached the server, and the API answers 429 and 503 before it changes
+anything (``POST /jobs`` releases the Idempotency-Key of a job it could not queue). ``submit_job``
+sends an Idempotency-Key (a fresh one unless given), so retrying it by hand is safe too. Pass
+``retry=Retry(...)`` for another policy or ``retry=None`` for none.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+import uuid
+from collections.abc import Callable
+from http import HTTPMethod
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from httpx_retries import Retry, RetryTransport
 
 from grouping.selection.solvers import DEFAULT_SOLVER
-from service.schemas import DatasetOut, GroupingCurve, GroupingOut, JobOut, JobPage, SolutionOut
+from service.schemas import (
+    DatasetOut,
+    GroupingCurve,
+    GroupingOut,
+    JobLogOut,
+    JobOut,
+    JobPage,
+    SolutionOut,
+)
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+#: the environment variables the client (and ``taskgrouper jobs``) read: the server's URL and the key
+SERVER_ENV = "TASKGROUPER_SERVER"
+API_KEY_ENV = "TASKGROUPER_API_KEY"
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -30,6 +64,22 @@ class ApiError(Exception):
         super().__init__(f"HTTP {status}: {problem.get('detail', problem)}")
         self.status = status
         self.problem = problem
+
+    @property
+    def field(self) -> str | None:
+        """The input field at fault, when the API named one."""
+        return self.problem.get("field")
+
+    @property
+    def reason(self) -> str:
+        """Why: the first validation error's reason, else the problem's ``detail``."""
+        errors = self.problem.get("errors") or []
+        first = errors[0] if errors and isinstance(errors[0], dict) else {}
+        return str(first.get("reason") or self.problem.get("reason") or self.problem.get("detail") or "")
+
+
+class ServerUnreachable(Exception):
+    """No answer from the server: the connection failed (after the retries) or timed out."""
 
 
 class JobFailed(Exception):
@@ -41,47 +91,25 @@ class JobFailed(Exception):
         self.job = job
 
 
-class TaskgrouperClient:
-    """Client of one taskgrouper server; pass ``http`` to reuse an ``httpx.Client`` (e.g. a test client).
-    ``api_key`` (default: ``TASKGROUPER_API_KEY``) is sent as ``Authorization: Bearer``."""
+def default_retry() -> Retry:
+    """The client's retry policy (see the module docstring)."""
+    return Retry(
+        total=5,
+        allowed_methods=list(HTTPMethod),
+        status_forcelist=[429, 503],
+        retry_on_exceptions=[httpx.ConnectError, httpx.ConnectTimeout],
+        backoff_factor=0.5,
+        max_backoff_wait=60.0,
+    )
 
-    def __init__(
-        self,
-        base_url: str = "http://127.0.0.1:8000",
-        *,
-        timeout: float = 60.0,
-        headers: dict[str, str] | None = None,
-        api_key: str | None = None,
-        http: httpx.Client | None = None,
-    ) -> None:
-        api_key = api_key or os.environ.get("TASKGROUPER_API_KEY")
-        auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = http or httpx.Client(
-            base_url=base_url, timeout=timeout, headers={**auth, **(headers or {})}
-        )
-        if http is not None and auth:
-            self.http.headers.update(auth)
 
-    def __enter__(self) -> TaskgrouperClient:
-        return self
+class _Api:
+    """The endpoints, written once for both clients: each method builds its request and hands it to
+    :meth:`_call`, which the synchronous client answers with the result and the asynchronous one with
+    an awaitable of it (so ``AsyncTaskgrouperClient``'s methods return awaitables of these types)."""
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.http.close()
-
-    def _call(self, method: str, url: str, **kwargs: Any) -> Any:
-        """The decoded JSON body of a successful response (``None`` for 204 No Content); an
-        :class:`ApiError` for a status of 400 or more."""
-        response = self.http.request(method, url, **kwargs)
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = {"detail": response.text}
-            raise ApiError(response.status_code, body)
-        return None if response.status_code == 204 else response.json()
+    def _call(self, method: str, url: str, parse: Callable[[Any], T], **kwargs: Any) -> T:
+        raise NotImplementedError
 
     # jobs
     def submit_job(
@@ -95,57 +123,38 @@ class TaskgrouperClient:
         idempotency_key: str | None = None,
         **extra: Any,
     ) -> JobOut:
-        """``POST /jobs``; unset arguments take the server's defaults."""
-        body = {
-            "dataset": dataset,
-            "methods": methods,
-            "tasks": tasks,
-            "model": model,
-            "training": training,
-            **extra,
-        }
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return JobOut.model_validate(
-            self._call(
-                "POST", "/jobs", json={k: v for k, v in body.items() if v is not None}, headers=headers
-            )
-        )
+        """``POST /jobs``; unset arguments take the server's defaults. Sent with ``idempotency_key``
+        (default: a fresh one), so a retried submission never creates a second job."""
+        body = {"dataset": dataset, "methods": methods, "tasks": tasks, "model": model, "training": training}
+        headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+        return self._call("POST", "/jobs", JobOut.model_validate, json=_opt(**body, **extra), headers=headers)
 
     def job(self, job_id: str) -> JobOut:
         """``GET /jobs/{id}``."""
-        return JobOut.model_validate(self._call("GET", f"/jobs/{job_id}"))
+        return self._call("GET", f"/jobs/{job_id}", JobOut.model_validate)
 
     def jobs(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> JobPage:
-        """``GET /jobs`` (one page)."""
-        params = {"limit": limit, "offset": offset} | ({"status": status} if status else {})
-        return JobPage.model_validate(self._call("GET", "/jobs", params=params))
+        """``GET /jobs`` (one page, newest first)."""
+        params = {"limit": limit, "offset": offset} | _opt(status=status)
+        return self._call("GET", "/jobs", JobPage.model_validate, params=params)
 
     def cancel(self, job_id: str) -> JobOut:
         """``POST /jobs/{id}/cancel``."""
-        return JobOut.model_validate(self._call("POST", f"/jobs/{job_id}/cancel"))
+        return self._call("POST", f"/jobs/{job_id}/cancel", JobOut.model_validate)
 
     def delete_job(self, job_id: str) -> None:
         """``DELETE /jobs/{id}``: the job, its results and checkpoints. A running job is asked to
         cancel and this raises :class:`ApiError` 409: call again once it has stopped."""
-        self._call("DELETE", f"/jobs/{job_id}")
+        return self._call("DELETE", f"/jobs/{job_id}", _none)
 
-    def wait(self, job_id: str, *, timeout: float = 3600.0, poll: float = 0.5, check: bool = True) -> JobOut:
-        """Poll until the job ends; raises :class:`JobFailed` if it did not succeed (``check``), or
-        ``TimeoutError`` after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            job = self.job(job_id)
-            if job.status in TERMINAL:
-                if check and job.status != "succeeded":
-                    raise JobFailed(job)
-                return job
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job.status} after {timeout:g} s")
-            time.sleep(poll)
+    def logs(self, job_id: str, *, after: int | None = None) -> JobLogOut:
+        """``GET /jobs/{id}/logs``: the job's log entries (of every attempt), oldest first; ``after``
+        an entry's ``id`` gives only the newer ones (to follow a running job)."""
+        return self._call("GET", f"/jobs/{job_id}/logs", JobLogOut.model_validate, params=_opt(after=after))
 
     def affinity(self, job_id: str) -> dict[str, Any]:
         """``GET /jobs/{id}/affinity``: matrices and trajectories per method."""
-        return self._call("GET", f"/jobs/{job_id}/affinity")
+        return self._call("GET", f"/jobs/{job_id}/affinity", _dict)
 
     # groupings
     def groupings(
@@ -154,15 +163,14 @@ class TaskgrouperClient:
         budget: float,
         *,
         method: str | None = None,
-        solver: str = "bip",
+        solver: str | None = None,
         singletons: str | None = None,
     ) -> GroupingOut:
         """``GET /groupings`` at one budget (``.trust`` where the table has samples of its estimate);
-        ``singletons`` applies to affinity tables (the server's default: forbid)."""
-        params = {"job_id": job_id, "budget": budget, "solver": solver}
-        return GroupingOut.model_validate(
-            self._call("GET", "/groupings", params=params | _opt(method=method, singletons=singletons))
-        )
+        ``solver`` and ``singletons`` (affinity tables: forbid) default to the server's."""
+        params = {"job_id": job_id, "budget": budget}
+        params |= _opt(method=method, solver=solver, singletons=singletons)
+        return self._call("GET", "/groupings", GroupingOut.model_validate, params=params)
 
     def grouping_curve(
         self,
@@ -170,14 +178,13 @@ class TaskgrouperClient:
         budgets: str,
         *,
         method: str | None = None,
-        solver: str = "bip",
+        solver: str | None = None,
         singletons: str | None = None,
     ) -> GroupingCurve:
         """``GET /groupings?budgets=start:stop:step``."""
-        params = {"job_id": job_id, "budgets": budgets, "solver": solver}
-        return GroupingCurve.model_validate(
-            self._call("GET", "/groupings", params=params | _opt(method=method, singletons=singletons))
-        )
+        params = {"job_id": job_id, "budgets": budgets}
+        params |= _opt(method=method, solver=solver, singletons=singletons)
+        return self._call("GET", "/groupings", GroupingCurve.model_validate, params=params)
 
     def solve(
         self, problem: dict[str, Any], budget: float, *, solver: str = DEFAULT_SOLVER,
@@ -185,25 +192,187 @@ class TaskgrouperClient:
     ) -> SolutionOut:
         """``POST /groupings``: solve a problem without training."""
         body = {"problem": problem, "budget": budget, "solver": solver} | _opt(time_limit=time_limit)
-        return SolutionOut.model_validate(self._call("POST", "/groupings", json=body))
+        return self._call("POST", "/groupings", SolutionOut.model_validate, json=body)
 
     # datasets
     def upload_dataset(self, path: str | Path, *, name: str | None = None) -> DatasetOut:
         """``POST /datasets`` (multipart) of a .parquet, .csv or .npz file."""
         path = Path(path)
-        with path.open("rb") as handle:
-            return DatasetOut.model_validate(
-                self._call("POST", "/datasets", files={"file": (path.name, handle)}, data=_opt(name=name))
-            )
+        return self._call("POST", "/datasets", DatasetOut.model_validate, upload=path, data=_opt(name=name))
 
     def dataset(self, dataset_id: str) -> DatasetOut:
         """``GET /datasets/{id}``."""
-        return DatasetOut.model_validate(self._call("GET", f"/datasets/{dataset_id}"))
+        return self._call("GET", f"/datasets/{dataset_id}", DatasetOut.model_validate)
 
     def delete_dataset(self, dataset_id: str) -> None:
         """``DELETE /datasets/{id}``: the dataset and its uploaded file (:class:`ApiError` 409 while a
         queued or running job uses it)."""
-        self._call("DELETE", f"/datasets/{dataset_id}")
+        return self._call("DELETE", f"/datasets/{dataset_id}", _none)
+
+
+def _client_options(
+    base_url: str | None, api_key: str | None, headers: dict[str, str] | None
+) -> tuple[str, dict[str, str]]:
+    """The base URL (argument, else ``TASKGROUPER_SERVER``, else :data:`DEFAULT_SERVER`) and headers
+    (``Authorization: Bearer`` from ``api_key``, else ``TASKGROUPER_API_KEY``)."""
+    api_key = api_key or os.environ.get(API_KEY_ENV)
+    auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return base_url or os.environ.get(SERVER_ENV) or DEFAULT_SERVER, {**auth, **(headers or {})}
+
+
+def _result(response: httpx.Response, parse: Callable[[Any], T]) -> T:
+    """``parse`` of a successful response's JSON body (of ``None`` for 204); :class:`ApiError` for a
+    status of 400 or more."""
+    if response.status_code >= 400:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"detail": response.text}
+        raise ApiError(response.status_code, body if isinstance(body, dict) else {"detail": body})
+    return parse(None if response.status_code == 204 else response.json())
+
+
+def _unreachable(exc: httpx.TransportError, base_url: httpx.URL, url: str) -> ServerUnreachable:
+    where = base_url.join(url)
+    return ServerUnreachable(f"no answer from {where} (after retries): {type(exc).__name__}: {exc}")
+
+
+class TaskgrouperClient(_Api):
+    """Synchronous client of one taskgrouper server. ``base_url`` defaults to ``TASKGROUPER_SERVER``
+    (else http://127.0.0.1:8000) and ``api_key`` to ``TASKGROUPER_API_KEY`` (sent as
+    ``Authorization: Bearer``); ``retry`` as in the module docstring. Pass ``http`` to reuse an
+    ``httpx.Client`` (e.g. a test client; it keeps its own transport)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        timeout: float = 60.0,
+        headers: dict[str, str] | None = None,
+        api_key: str | None = None,
+        retry: Retry | None = default_retry(),
+        http: httpx.Client | None = None,
+    ) -> None:
+        base_url, headers = _client_options(base_url, api_key, headers)
+        if http is None:
+            plain = httpx.HTTPTransport()
+            transport = RetryTransport(plain, retry=retry) if retry else plain
+            http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers, transport=transport)
+        else:
+            http.headers.update(headers)
+        self.http = http
+
+    def __enter__(self) -> TaskgrouperClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _call(self, method: str, url: str, parse: Callable[[Any], T], **kwargs: Any) -> T:
+        upload: Path | None = kwargs.pop("upload", None)
+        try:
+            if upload is None:
+                return _result(self.http.request(method, url, **kwargs), parse)
+            with upload.open("rb") as handle:
+                response = self.http.request(method, url, files={"file": (upload.name, handle)}, **kwargs)
+            return _result(response, parse)
+        except httpx.TransportError as exc:
+            raise _unreachable(exc, self.http.base_url, url) from exc
+
+    def wait(self, job_id: str, *, timeout: float = 3600.0, poll: float = 0.5, check: bool = True) -> JobOut:
+        """Poll until the job ends; raises :class:`JobFailed` if it did not succeed (``check``), or
+        ``TimeoutError`` after ``timeout`` seconds. Blocks this thread: from async code use
+        :class:`AsyncTaskgrouperClient` (or ``asyncio.to_thread(client.wait, job_id)``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if _finished(job, check):
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job.status} after {timeout:g} s")
+            time.sleep(poll)
+
+
+class AsyncTaskgrouperClient(_Api):
+    """Asynchronous client: the methods of :class:`TaskgrouperClient`, each returning an awaitable of
+    the same result (``await tg.job(job_id)``), and :meth:`wait`, which polls without blocking the
+    event loop. Same arguments as the synchronous client (``http``: an ``httpx.AsyncClient``)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        timeout: float = 60.0,
+        headers: dict[str, str] | None = None,
+        api_key: str | None = None,
+        retry: Retry | None = default_retry(),
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        base_url, headers = _client_options(base_url, api_key, headers)
+        if http is None:
+            plain = httpx.AsyncHTTPTransport()
+            transport = RetryTransport(plain, retry=retry) if retry else plain
+            http = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=headers, transport=transport)
+        else:
+            http.headers.update(headers)
+        self.http = http
+
+    async def __aenter__(self) -> AsyncTaskgrouperClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def _request(self, method: str, url: str, parse: Callable[[Any], T], **kwargs: Any) -> T:
+        upload: Path | None = kwargs.pop("upload", None)
+        try:
+            if upload is None:
+                return _result(await self.http.request(method, url, **kwargs), parse)
+            with upload.open("rb") as handle:
+                content = handle.read()
+            files = {"file": (upload.name, content)}
+            return _result(await self.http.request(method, url, files=files, **kwargs), parse)
+        except httpx.TransportError as exc:
+            raise _unreachable(exc, self.http.base_url, url) from exc
+
+    def _call(self, method: str, url: str, parse: Callable[[Any], T], **kwargs: Any) -> Any:
+        return self._request(method, url, parse, **kwargs)
+
+    async def wait(
+        self, job_id: str, *, timeout: float = 3600.0, poll: float = 0.5, check: bool = True
+    ) -> JobOut:
+        """As :meth:`TaskgrouperClient.wait`, sleeping with ``asyncio.sleep`` between polls."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = await self.job(job_id)
+            if _finished(job, check):
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job.status} after {timeout:g} s")
+            await asyncio.sleep(poll)
+
+
+def _finished(job: JobOut, check: bool) -> bool:
+    """Whether ``job`` has ended (:class:`JobFailed` when it did not succeed and ``check``)."""
+    if job.status not in TERMINAL:
+        return False
+    if check and job.status != "succeeded":
+        raise JobFailed(job)
+    return True
+
+
+def _none(_: Any) -> None:
+    return None
+
+
+def _dict(body: Any) -> dict[str, Any]:
+    return dict(body)
 
 
 def _opt(**values: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -55,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     migrate = subparsers.add_parser("migrate", help="upgrade the database schema to the latest revision")
     migrate.add_argument("--revision", default="head")
+    migrate.add_argument("--json", action="store_true", help="print the result as JSON")
     migrate.set_defaults(handler=_migrate)
 
     create_key = subparsers.add_parser(
@@ -62,10 +64,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     create_key.add_argument("--project", required=True, help="the project the key sees (1-64 characters)")
     create_key.add_argument("--name", default=None, help="a label for the key (who or what uses it)")
+    create_key.add_argument("--json", action="store_true",
+                            help="print {key, key_id, project, name} as JSON (the key is still shown once)")
     create_key.set_defaults(handler=_create_api_key)
 
     revoke_key = subparsers.add_parser("revoke-api-key", help="revoke an API key by its id (tg_<id>_…)")
     revoke_key.add_argument("key_id", help="the id part of the key, or the whole key")
+    revoke_key.add_argument("--json", action="store_true", help="print the result as JSON")
     revoke_key.set_defaults(handler=_revoke_api_key)
 
     demo = subparsers.add_parser(
@@ -88,11 +93,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--out", default=None, help="report folder (default: TASKGROUPER_HOME/reports/<job id>)"
     )
+    demo.add_argument("--json", action="store_true",
+                      help="print the job id, report folder and groupings by budget as JSON (the text goes "
+                      "to standard error)")
     demo.set_defaults(handler=_demo)
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from service.logs import logging_config
 
     settings = Settings()
     if args.workers < 1:
@@ -115,8 +125,9 @@ def _serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
-            log_level="info",
-            access_log=False,
+            log_config=logging_config(settings.log_format, settings.log_level),
+            log_level=settings.log_level.lower(),
+            access_log=True,
         )
     finally:
         if created is not None:
@@ -189,14 +200,20 @@ def _migrate(args: argparse.Namespace) -> int:
 
     url = Settings().resolved_database_url
     upgrade(url, args.revision)
-    print(f"database {make_url(url).render_as_string(hide_password=True)} is at revision {args.revision}")
+    database = make_url(url).render_as_string(hide_password=True)
+    if args.json:
+        print(json.dumps({"database": database, "revision": args.revision}))
+    else:
+        print(f"database {database} is at revision {args.revision}")
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from service.demo import run_demo
 
-    return run_demo(dataset=args.dataset, method=args.method, epochs=args.epochs, out=args.out)
+    return run_demo(
+        dataset=args.dataset, method=args.method, epochs=args.epochs, out=args.out, as_json=args.json
+    )
 
 
 def _key_sessions() -> object:
@@ -216,7 +233,8 @@ def _create_api_key(args: argparse.Namespace) -> int:
     if not 1 <= len(project) <= 64 or not project.isprintable():
         raise InputError("--project", "must be 1 to 64 printable characters")
     row, key = create_api_key(_key_sessions(), project, name=args.name)
-    print(key)
+    print(json.dumps({"key": key, "key_id": row.key_id, "project": project, "name": args.name}) if args.json
+          else key)
     print(
         f"key id {row.key_id} for project {project!r}: store it now, it is not shown again", file=sys.stderr
     )
@@ -230,5 +248,5 @@ def _revoke_api_key(args: argparse.Namespace) -> int:
     key_id = parts[1] if len(parts) >= 3 and parts[0] == "tg" else args.key_id
     if not revoke_api_key(_key_sessions(), key_id):
         raise InputError("key_id", f"no active API key {key_id!r}")
-    print(f"revoked key {key_id}")
+    print(json.dumps({"revoked": key_id}) if args.json else f"revoked key {key_id}")
     return 0

@@ -16,6 +16,8 @@ An affinity method's trust report resamples the run's epochs, so the demo trains
 
 from __future__ import annotations
 
+import functools
+import json
 import sys
 import time
 from pathlib import Path
@@ -63,13 +65,15 @@ def run_demo(
     method: str | None = None,
     epochs: int | None = None,
     out: str | None = None,
+    as_json: bool = False,
 ) -> int:
     """Run the demo with ``method`` (default: the default job's, :data:`DEFAULT_METHODS`) for
     ``epochs`` (default :data:`DEMO_EPOCHS`); returns the exit code (0 when the job succeeded and the
     report was written). ``InputError`` naming ``--dataset``, ``--method`` or ``--epochs`` before any
     training: an unknown dataset or method, fewer than 1 epoch, or fewer than
     :data:`~service.groupings.MIN_TRUST_EPOCHS` for an affinity method (its trust report resamples
-    the run's epochs)."""
+    the run's epochs). ``as_json``: the text goes to standard error and standard output gets one JSON
+    object — the job id, method, dataset, report folder and the groupings by budget."""
     method = DEFAULT_METHODS[0] if method is None else method
     if dataset not in BUILTIN_DATASETS:
         raise InputError("--dataset", f"choose a built-in dataset: {', '.join(sorted(BUILTIN_DATASETS))}")
@@ -80,6 +84,7 @@ def run_demo(
     if method != WARM_START and epochs is not None and epochs < MIN_TRUST_EPOCHS:
         raise InputError("--epochs", f"{method} needs at least {MIN_TRUST_EPOCHS} epochs: the trust "
                          f"report resamples the affinity run's epochs (got {epochs})")
+    say = functools.partial(print, file=sys.stderr if as_json else sys.stdout)
     settings = Settings(broker_url=None)
     request = JobCreate.model_validate(
         {
@@ -101,7 +106,7 @@ def run_demo(
         else f"{method} affinity (one run of the all-task network; selections may use half-size "
         "single-task networks)"
     )
-    print(
+    say(
         f"job {job.id}: {what} on {dataset!r}, {request.training.epochs} epochs "
         f"(database {settings.resolved_database_url})",
         flush=True,
@@ -176,23 +181,23 @@ def run_demo(
         facts["half-size singletons"] = "allowed (cost 0.5)" if halves else "not allowed"
         facts["compute"] = "1 all-task training run"
     if method == WARM_START:
-        print(
+        say(
             f"trained {facts['networks trained']} networks ({facts['compute']} of compute) in "
             f"{job.run_seconds:.1f} s",
             flush=True,
         )
     else:
-        print(
+        say(
             f"trained the all-task network once ({facts['epochs']} epochs, "
             f"{result.meta.get('affinity_steps')} measured steps) in {job.run_seconds:.1f} s",
             flush=True,
         )
-    print(f"\nOptimal groupings by budget. {note}\n")
-    print(grouping_table(curve, objective))
+    say(f"\nOptimal groupings by budget. {note}\n")
+    say(grouping_table(curve, objective))
     if any(solution.get("trust") for _, solution in curve):
-        print(f"\n{TRUST_NOTE}")
+        say(f"\n{TRUST_NOTE}")
     elif result is not None and complete_epochs(result.trajectory) < MIN_TRUST_EPOCHS:
-        print(f"\nNo trust report: the affinity run has {complete_epochs(result.trajectory)} complete "
+        say(f"\nNo trust report: the affinity run has {complete_epochs(result.trajectory)} complete "
               f"epochs; resampling needs at least {MIN_TRUST_EPOCHS}.")
     facts |= {
         "device": job.device,
@@ -212,7 +217,11 @@ def run_demo(
         curve_file="objective_vs_budget.png" if method == WARM_START else "score_vs_budget.png",
     )
     engine.dispose()
-    print(f"\nreport: {report}\n(total {time.monotonic() - started:.0f} s)")
+    say(f"\nreport: {report}\n(total {time.monotonic() - started:.0f} s)")
+    if as_json:
+        groupings = [{"budget": budget, **solution} for budget, solution in curve]
+        print(json.dumps({"job": job.id, "dataset": dataset, "method": method, "tasks": tasks,
+                          "report": str(report), "groupings": groupings}, indent=2))
     return 0
 
 

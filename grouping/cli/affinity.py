@@ -163,6 +163,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=output_file, required=True,
                    help="where to write the problem JSON (its folder must exist)")
+    p.add_argument("--json", action="store_true",
+                   help="print a summary of the run as JSON on standard output (the problem goes to --out)")
     p.set_defaults(handler=run)
 
 
@@ -218,6 +220,9 @@ def run(args: argparse.Namespace) -> int:
     _write(args.out, problem)
     meta = result.metadata
     halves = "half-size singletons allowed" if args.half_singletons else "no half-size singletons"
+    _summary(args, methods=methods, tasks=list(result.tasks), epochs=meta["epochs"],
+             affinity_steps=meta["affinity_steps"], wall_seconds=meta["wall_seconds"], device=meta["device"],
+             singletons=args.singletons, half_singletons=args.half_singletons)
     print(
         f"affinity ({', '.join(methods)}) for {len(result.tasks)} tasks: {meta['epochs']} epochs, "
         f"{meta['affinity_steps']} measured steps, {meta['wall_seconds']:.1f}s on {meta['device']} "
@@ -225,6 +230,12 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _summary(args: argparse.Namespace, **facts: Any) -> None:
+    """With ``--json``: what was run and where it was written, as one JSON object on standard output."""
+    if args.json:
+        print(json.dumps({"out": str(args.out), **facts}, indent=2), flush=True)
 
 
 def _write(out: Path, problem: dict[str, Any]) -> None:
@@ -260,6 +271,8 @@ def _warm_start(
         )
     _write(args.out, table.problem_document("val", normalize="stl"))
     meta = table.metadata
+    _summary(args, methods=[WARM_START_METHOD], tasks=list(table.tasks), networks=meta["networks_trained"],
+             mtl_runs=meta["mtl_runs"]["total"], wall_seconds=meta["wall_seconds"])
     print(
         f"{WARM_START_METHOD} table for {len(table.tasks)} tasks: {meta['networks_trained']} networks, "
         f"{meta['mtl_runs']['total']:.2f} all-task training runs of compute, {meta['wall_seconds']:.1f}s "

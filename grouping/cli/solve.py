@@ -85,6 +85,9 @@ def _import_standley(args: argparse.Namespace) -> int:
     text = json.dumps(problem.to_dict(), indent=2)
     if args.output:
         Path(args.output).write_text(text + "\n")
+        if args.json:
+            summary = {"out": str(args.output), "tasks": problem.tasks, "networks": len(problem.networks)}
+            print(json.dumps(summary))
     else:
         print(text)
     return 0
@@ -116,4 +119,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="replace networks of 3+ tasks by the Higher-Order Approximation from the pairs")
     q.add_argument("--tasks", default=",".join(STANDLEY_TASKS), help="column names (default: s,d,n,k,e)")
     q.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    q.add_argument("--json", action="store_true",
+                   help="print the problem as JSON (always the format here; with -o a summary)")
     q.set_defaults(handler=_import_standley)

@@ -96,6 +96,10 @@ def _tables(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InputError("--out", f"cannot write: {exc.strerror or exc}") from None
     report.summary(args.method, len(table.rows), len(table.tasks), args.out, args.save_table)
+    if args.json and args.out != "-":
+        print(json.dumps({"out": str(args.out), "method": args.method, "networks": len(table.rows),
+                          "tasks": list(table.tasks), "save_table": args.save_table and str(args.save_table)},
+                         indent=2))
     return 0
 
 
@@ -124,6 +128,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="parallel training processes (default: the usable cores)")
     p.add_argument("--save-table", metavar="PATH", type=output_file,
                    help="also write every network's val/test losses and timings")
+    p.add_argument("--json", action="store_true",
+                   help="print a summary as JSON on standard output (with --out -, the problem itself)")
     p.add_argument("--quiet", action="store_true",
                    help="nothing on stderr but errors (default: a line per finished network and a summary)")
     p.set_defaults(handler=_tables)
