@@ -9,10 +9,10 @@ every i and j of that step.
 The k-th measured step's batch is a function of (seed, k) only: the validation rows are shuffled once
 per pass with a NumPy generator seeded by (seed, pass) and cut into ⌊n_val / batch_size⌋ batches (the
 remainder of each pass is dropped, as a sampler with ``drop_last`` would). Drawing touches neither
-torch's global generator nor the training loop's shuffling generator, and the network's backbone has
-no batch statistics or dropout (``grouping.training.model``), so measuring on V leaves the training
-trajectory exactly as it is without the option; the observer checkpoints k, so a resumed run draws the
-same batches.
+torch's global generator nor the training loop's shuffling generator, and the tracker undoes any
+buffer update and random draw of its forwards (:mod:`grouping.affinity.lookahead`), so measuring on V
+leaves the training trajectory exactly as it is without the option; the surrogate's observer
+(:mod:`grouping.affinity.surrogate`) checkpoints k, so a resumed run draws the same batches.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Hard-parameter-sharing networks: a shared backbone (MLP or small CNN) and one linear head per task.
 
-The backbone is deterministic and has no batch-statistics layers, so a lookahead forward pass with
-updated shared weights (``torch.func.functional_call``) has no side effects and matches a real step.
+The backbone is deterministic and has no batch-statistics layers or dropout; the affinity tracker
+(:mod:`grouping.affinity.tracker`) measures on the backbone's parameters and its output.
 """
 
 from __future__ import annotations

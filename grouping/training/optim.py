@@ -12,7 +12,7 @@ from grouping.training.config import TrainingConfig
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], config: TrainingConfig) -> torch.optim.Optimizer:
     """``sgd`` (plain), ``momentum`` (SGD with heavy-ball momentum, no dampening) or ``adam``; weight
-    decay is L2 added to the gradient in all three (what the affinity lookahead simulates)."""
+    decay is L2 added to the gradient in all three (the affinity lookahead simulates each exactly)."""
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     momentum = config.momentum_coefficient
