@@ -1,5 +1,8 @@
 """``compute_affinity``: one training run of the all-task network that measures every requested
-method, and ``AffinityRun``, its result in the selection problem's orientation and a storable form."""
+method, and ``AffinityRun``, its result in the selection problem's orientation and a storable form.
+
+Importing this module loads neither torch nor the training code (the service reads and writes
+``AffinityRun`` without them); ``compute_affinity`` loads them when it trains."""
 
 from __future__ import annotations
 
@@ -8,19 +11,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 
-from grouping.affinity.heldout import HeldOutBatches
 from grouping.affinity.methods import AFFINITY_METHODS
-from grouping.affinity.surrogate import SurrogateObserver
-from grouping.data.dataset import Dataset
 from grouping.errors import InputError
 from grouping.problem import AffinityProblem
-from grouping.training.config import ModelConfig, TrainingConfig
-from grouping.training.loop import fit
-from grouping.training.progress import Progress
+
+if TYPE_CHECKING:
+    from grouping.data.dataset import Dataset
+    from grouping.training.config import ModelConfig, TrainingConfig
+    from grouping.training.progress import Progress
 
 #: the singleton rules the selection problem accepts (one source of truth: the problem model)
 SINGLETON_POLICIES: tuple[str, ...] = get_args(AffinityProblem.model_fields["singletons"].annotation)
@@ -100,6 +102,10 @@ def compute_affinity(
     Early stopping ends the run as in plain training; the scores average the steps actually run.
     ``training.lookahead_batch`` ``val`` measures the lookahead losses on held-out validation batches
     (:mod:`grouping.affinity.heldout`); the training itself is the same either way."""
+    from grouping.affinity.heldout import HeldOutBatches
+    from grouping.affinity.surrogate import SurrogateObserver
+    from grouping.training.loop import fit
+
     chosen = _methods(methods)
     if len(dataset.tasks) < 2:
         raise InputError("dataset.tasks", "affinity needs at least two tasks")

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,12 +50,10 @@ from grouping.affinity.grad_cosine import cosine_step
 from grouping.affinity.gradients import TaskGradients, task_gradients
 from grouping.affinity.lookahead import SIMULATED, lookahead_losses, lookahead_updates, side_effects_undone
 from grouping.affinity.methods import AFFINITY_METHODS
+from grouping.affinity.run import AffinityRun
 from grouping.affinity.tag import tag_step
 from grouping.affinity.tag_first_order import first_order_inner, first_order_step
 from grouping.errors import InputError
-
-if TYPE_CHECKING:
-    from grouping.affinity.run import AffinityRun
 
 #: per-task losses: a mapping by task name (extra keys ignored) or a sequence in task order
 Losses = Mapping[str, torch.Tensor] | Sequence[torch.Tensor] | torch.Tensor
@@ -254,8 +252,6 @@ class AffinityTracker:
         """The scores so far as an :class:`AffinityRun` (the same on every rank). An epoch in progress
         (measured steps after the last :meth:`end_epoch`) is closed in the trajectories of the result
         only. ``metadata`` (e.g. the model's name) is added to what the tracker records."""
-        from grouping.affinity.run import AffinityRun  # run.py trains the surrogate with this tracker
-
         trajectories = {m: [t.numpy() for t in self.trajectories[m]] for m in self.methods}
         if self.epoch_steps:
             for m in self.methods:
