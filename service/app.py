@@ -23,6 +23,7 @@ from service.metrics import JobsCollector, RequestMetrics
 from service.migrate import upgrade
 from service.ratelimit import RateLimiter
 from service.routes import datasets, groupings, health, jobs, logs
+from service.routes.studies import router as studies_router
 from service.settings import Settings
 from service.upload_parsing import UploadLimits, UploadReader
 
@@ -93,5 +94,6 @@ def create_app(settings: Settings | None = None, executor: JobExecutor | None = 
     app.add_middleware(RequestMetrics)
     for router in (jobs.router, logs.router, groupings.router, datasets.router):
         app.include_router(router, responses=COMMON_RESPONSES)
+    app.include_router(studies_router, responses=COMMON_RESPONSES)
     app.include_router(health.router)
     return app

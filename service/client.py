@@ -47,6 +47,8 @@ from service.schemas import (
     JobPage,
     SolutionOut,
 )
+from service.study_client import Study
+from service.study_schemas import StudyOut
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 #: the environment variables the client (and ``taskgrouper jobs``) read: the server's URL and the key
@@ -294,6 +296,17 @@ class TaskgrouperClient(_Api):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {job.status} after {timeout:g} s")
             time.sleep(poll)
+
+    # studies (ask and tell: service.study_client)
+    def create_study(self, tasks: list[str], **spec: Any) -> Study:
+        """``POST /studies``: a study of ``tasks`` (``strategy``, ``value_kind``, ``budgets``, … as
+        :class:`service.study_schemas.StudyCreate`); its :meth:`Study.trials` hands out trials."""
+        out = self._call("POST", "/studies", StudyOut.model_validate, json={"tasks": tasks, **spec})
+        return Study(self, out)
+
+    def study(self, study_id: str) -> Study:
+        """``GET /studies/{id}``: a study to ask trials of, or to read its state."""
+        return Study(self, self._call("GET", f"/studies/{study_id}", StudyOut.model_validate))
 
 
 class AsyncTaskgrouperClient(_Api):

@@ -242,3 +242,69 @@ class ApiKey(Base):
     name: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class Study(Base):
+    """Candidate networks to train on ``tasks`` (``grouping.studies``): its strategy, where trials run
+    (``builtin``: Celery workers train ``config``'s model on its dataset; ``external``: callers ask
+    for trials and tell their values), the value kind (``loss`` minimised, ``score`` maximised), the
+    cost of each network size, the budgets adaptive rounds aim at, and trial leases and attempts."""
+
+    __tablename__ = "studies"
+    __table_args__ = (Index("ix_studies_project_created", "project", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    project: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    tasks: Mapped[list[Any]] = mapped_column()
+    strategy: Mapped[str] = mapped_column(String(32))
+    execution: Mapped[str] = mapped_column(String(16))
+    value_kind: Mapped[str] = mapped_column(String(16))
+    costs: Mapped[dict[str, Any]] = mapped_column()
+    half_singletons: Mapped[bool] = mapped_column(Boolean)
+    budgets: Mapped[list[Any]] = mapped_column()
+    config: Mapped[dict[str, Any]] = mapped_column()
+    seed: Mapped[int] = mapped_column(BigInteger)
+    lease_seconds: Mapped[float] = mapped_column(Float)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    rounds: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class Trial(Base):
+    """One network of a study (task subset, size, seed, epochs for ESA): its state, attempts, lease
+    (``lease_id`` of the current holder, ``lease_expires_at``, extended by heartbeats), per-task
+    values on both splits, epochs run, cost and timings. Unique per (study, tasks, size)."""
+
+    __tablename__ = "trials"
+    __table_args__ = (
+        UniqueConstraint("study_id", "network", name="uq_trials_study_network"),
+        Index("ix_trials_study_state_number", "study_id", "state", "number"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    network: Mapped[str] = mapped_column(Text)
+    tasks: Mapped[list[Any]] = mapped_column()
+    size: Mapped[str] = mapped_column(String(8))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    epochs: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="waiting")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_id: Mapped[str | None] = mapped_column(String(36))
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    worker: Mapped[str | None] = mapped_column(String(255))
+    val: Mapped[dict[str, Any] | None] = mapped_column()
+    test: Mapped[dict[str, Any] | None] = mapped_column()
+    epochs_run: Mapped[int | None] = mapped_column(Integer)
+    cost: Mapped[float | None] = mapped_column(Float)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[dict[str, Any] | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
