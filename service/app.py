@@ -22,7 +22,7 @@ from service.limits import BodyLimit
 from service.metrics import JobsCollector, RequestMetrics
 from service.migrate import upgrade
 from service.ratelimit import RateLimiter
-from service.routes import datasets, groupings, health, jobs, logs
+from service.routes import affinity_runs, datasets, groupings, health, jobs, logs
 from service.routes.studies import router as studies_router
 from service.settings import Settings
 from service.upload_parsing import UploadLimits, UploadReader
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None, executor: JobExecutor | None = 
     app.add_middleware(CatchAll)  # innermost: the metrics see its 500s
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(RequestMetrics)
-    for router in (jobs.router, logs.router, groupings.router, datasets.router):
+    for router in (jobs.router, logs.router, groupings.router, affinity_runs.router, datasets.router):
         app.include_router(router, responses=COMMON_RESPONSES)
     app.include_router(studies_router, responses=COMMON_RESPONSES)
     app.include_router(health.router)

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
         ("demo", "serve", "worker", "migrate", "create-api-key", "revoke-api-key"), "service.commands"
     ),
     "jobs": "service.jobs_commands",
+    "upload": "service.upload_command",
 }
 #: the packages of this project: a missing module outside them is a missing optional dependency
 _OWN_PACKAGES = frozenset({"grouping", "service", "worker"})

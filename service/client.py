@@ -26,6 +26,7 @@ sends an Idempotency-Key (a fresh one unless given), so retrying it by hand is s
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import uuid
@@ -39,6 +40,9 @@ from httpx_retries import Retry, RetryTransport
 
 from grouping.selection.solvers import DEFAULT_SOLVER
 from service.schemas import (
+    AffinityRunDetail,
+    AffinityRunOut,
+    AffinityRunPage,
     DatasetOut,
     GroupingCurve,
     GroupingOut,
@@ -195,6 +199,39 @@ class _Api:
         """``POST /groupings``: solve a problem without training."""
         body = {"problem": problem, "budget": budget, "solver": solver} | _opt(time_limit=time_limit)
         return self._call("POST", "/groupings", SolutionOut.model_validate, json=body)
+
+    # affinity runs measured elsewhere
+    def upload_affinity(
+        self, run: Any, *, name: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> AffinityRunOut:
+        """``POST /affinity-runs``: store ``run`` — an ``AffinityRun`` (``AffinityTracker.result()``),
+        its ``to_dict()`` form, or the path of a JSON file holding that form (or the problem document
+        ``taskgrouper affinity --out`` writes) — under ``name`` (a file's name defaults to its stem),
+        with ``metadata`` (model, optimizer, …) added to the run's. Its ``id`` is then a ``job_id``
+        of :meth:`groupings`."""
+        if isinstance(run, str | Path):
+            name = name or Path(run).stem
+            run = json.loads(Path(run).read_text())
+        document = run_document(run.to_dict() if hasattr(run, "to_dict") else run)
+        if not isinstance(document, dict):
+            raise ValueError(f"an affinity run is a JSON object, not {type(document).__name__}")
+        if not name:
+            raise ValueError("name the run: upload_affinity(run, name=...)")
+        body = {**document, "name": name, "metadata": {**document.get("metadata", {}), **(metadata or {})}}
+        return self._call("POST", "/affinity-runs", AffinityRunOut.model_validate, json=body)
+
+    def affinity_runs(self, *, limit: int = 50, offset: int = 0) -> AffinityRunPage:
+        """``GET /affinity-runs`` (one page, newest first, without the matrices)."""
+        params = {"limit": limit, "offset": offset}
+        return self._call("GET", "/affinity-runs", AffinityRunPage.model_validate, params=params)
+
+    def affinity_run(self, run_id: str) -> AffinityRunDetail:
+        """``GET /affinity-runs/{id}``: the run with its matrices and trajectories."""
+        return self._call("GET", f"/affinity-runs/{run_id}", AffinityRunDetail.model_validate)
+
+    def delete_affinity_run(self, run_id: str) -> None:
+        """``DELETE /affinity-runs/{id}``: the run and the groupings solved from it."""
+        return self._call("DELETE", f"/affinity-runs/{run_id}", _none)
 
     # datasets
     def upload_dataset(self, path: str | Path, *, name: str | None = None) -> DatasetOut:
@@ -378,6 +415,25 @@ def _finished(job: JobOut, check: bool) -> bool:
     if check and job.status != "succeeded":
         raise JobFailed(job)
     return True
+
+
+def run_document(data: Any) -> dict[str, Any]:
+    """The ``POST /affinity-runs`` form (``tasks``, ``matrices``, ``trajectories``, ``metadata``) of
+    ``data``: an ``AffinityRun.to_dict()`` document as it is, or the problem document ``taskgrouper
+    affinity`` writes (its run's matrices and trajectories under ``metadata``) taken apart. Anything
+    else is sent as it is, for the server to say what is wrong with it."""
+    if not isinstance(data, dict) or "matrices" in data:
+        return data
+    meta = data.get("metadata")
+    if not isinstance(meta, dict) or "matrices" not in meta:
+        return data
+    rest = {k: v for k, v in meta.items() if k not in ("matrices", "trajectories", "method")}
+    return {
+        "tasks": data.get("tasks"),
+        "matrices": meta["matrices"],
+        "trajectories": meta.get("trajectories", {}),
+        "metadata": rest,
+    }
 
 
 def _none(_: Any) -> None:

@@ -1,5 +1,10 @@
 """Groupings of a job: solve a stored network table at a budget once, store it, read it back after.
 
+The source of the tables is a finished job, or an affinity run measured elsewhere and uploaded
+(``service.affinity_runs``): a run's tables are built from its matrices as the runner builds a job's,
+its trust comes from its trajectories the same way, and its groupings are stored keyed by the run
+(:attr:`GroupingKey.run`). Everything else here is one path for both.
+
 A grouping is keyed by (job, method, solver, singletons, budget); budgets are rounded to 1e-6 so
 ``2.5`` and ``2.5000000001`` share a row. Concurrent solvers of the same key are harmless: the
 insert skips a row that exists, and both return the same optimum. Solutions are stored (and returned)
@@ -39,11 +44,12 @@ from grouping.errors import InputError
 from grouping.problem import AffinityProblem, Problem, Solution, parse_problem
 from grouping.selection import InfeasibleBudget, solve
 from grouping.selection.trust import problem_samples, resampled_affinity, selection_trust
+from service.affinity_runs import run_table
 from service.db import transaction
 from service.jsonsafe import json_safe
 from service.limits import check_problem_values
 from service.metrics import SOLVE_SECONDS
-from service.models import AffinityResult, Grouping, Job, NetworkTable
+from service.models import AffinityResult, AffinityRunRecord, Grouping, Job, NetworkTable
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +65,17 @@ EXPLICIT_SINGLETONS = "none"
 
 @dataclass(frozen=True)
 class GroupingKey:
-    """Which table of which job, solved how."""
+    """Which table of which job (or, with ``run``, of which uploaded affinity run), solved how."""
 
     job_id: str
     method: str
     solver: str
     singletons: str
+    run: bool = False
+
+    def owns(self) -> Any:
+        """The condition selecting this source's groupings."""
+        return Grouping.run_id == self.job_id if self.run else Grouping.job_id == self.job_id
 
 
 def budget_key(budget: float) -> float:
@@ -169,27 +180,29 @@ def per_budget_limit(time_limit: float, n_budgets: int, request_seconds: float |
 
 def read_stored(
     session: Session, job_id: str, solver: str, singletons: str, budgets: list[float]
-) -> tuple[Job | None, dict[tuple[str, float], dict[str, Any]]]:
-    """The job and its stored solutions at ``budgets`` (any method, keyed ``(method, budget)``: the
-    affinity methods' under the ``singletons`` rule, the explicit warm_start table's under
-    :data:`EXPLICIT_SINGLETONS`), in one query: the fast path of ``GET /groupings``."""
+) -> tuple[Job | AffinityRunRecord | None, dict[tuple[str, float], dict[str, Any]]]:
+    """The job — or the uploaded affinity run — of id ``job_id`` and its stored solutions at
+    ``budgets`` (any method, keyed ``(method, budget)``: the affinity methods' under the
+    ``singletons`` rule, the explicit warm_start table's under :data:`EXPLICIT_SINGLETONS`), in one
+    query per kind of source: the fast path of ``GET /groupings``."""
     wanted = [budget_key(b) for b in budgets]
-    rows = session.execute(
-        select(Job, Grouping.method, Grouping.budget, Grouping.solution)
-        .outerjoin(
-            Grouping,
-            and_(
-                Grouping.job_id == Job.id,
-                Grouping.solver == solver,
-                Grouping.singletons.in_([singletons, EXPLICIT_SINGLETONS]),
-                Grouping.budget.in_(wanted),
-            ),
-        )
-        .where(Job.id == job_id)
-    ).all()
-    if not rows:
-        return None, {}
-    return rows[0][0], {(m, b): solution for _, m, b, solution in rows if m is not None}
+    for source, owner in ((Job, Grouping.job_id), (AffinityRunRecord, Grouping.run_id)):
+        rows = session.execute(
+            select(source, Grouping.method, Grouping.budget, Grouping.solution)
+            .outerjoin(
+                Grouping,
+                and_(
+                    owner == source.id,
+                    Grouping.solver == solver,
+                    Grouping.singletons.in_([singletons, EXPLICIT_SINGLETONS]),
+                    Grouping.budget.in_(wanted),
+                ),
+            )
+            .where(source.id == job_id)
+        ).all()
+        if rows:
+            return rows[0][0], {(m, b): solution for _, m, b, solution in rows if m is not None}
+    return None, {}
 
 
 def job_groupings(
@@ -226,7 +239,7 @@ def job_groupings(
     with session_factory() as session:
         rows = session.scalars(
             select(Grouping).where(
-                Grouping.job_id == key.job_id,
+                key.owns(),
                 Grouping.method == key.method,
                 Grouping.solver == key.solver,
                 Grouping.singletons == key.singletons,
@@ -235,26 +248,11 @@ def job_groupings(
         ).all()
         stored = {row.budget: row.solution for row in rows}
         missing = [b for b in wanted if b not in stored]
-        table = None
-        trajectory = None
-        if missing:
-            table = session.scalar(
-                select(NetworkTable.problem).where(
-                    NetworkTable.job_id == key.job_id,
-                    NetworkTable.method == key.method,
-                    NetworkTable.singletons == key.singletons,
-                )
-            )
-            if table is not None and table.get("objective") == "max_affinity":
-                trajectory = session.scalar(
-                    select(AffinityResult.trajectory).where(
-                        AffinityResult.job_id == key.job_id, AffinityResult.method == key.method
-                    )
-                )
+        table, trajectory = read_table(session, key) if missing else (None, None)
     if missing and table is None:
         raise InputError(
             "singletons",
-            f"job {key.job_id} has no {key.singletons!r} table for "
+            f"{'affinity run' if key.run else 'job'} {key.job_id} has no {key.singletons!r} table for "
             f"{key.method!r} (its affinity matrix does not admit that rule)",
         )
     fresh: dict[float, dict[str, Any]] = {}
@@ -309,6 +307,33 @@ def job_groupings(
     ]
 
 
+def read_table(session: Session, key: GroupingKey) -> tuple[dict[str, Any] | None, list[Any] | None]:
+    """``(table, trajectory)`` of ``key``'s source: the network table of its method and singleton
+    rule (``None`` when there is none) and, for an affinity table, the method's per-epoch trajectory.
+    A job's are stored rows; an uploaded run's are built from its matrices
+    (:func:`service.affinity_runs.run_table`)."""
+    if key.run:
+        record = session.get(AffinityRunRecord, key.job_id)
+        if record is None:
+            return None, None
+        return run_table(record, key.method, key.singletons), record.trajectories.get(key.method, [])
+    table = session.scalar(
+        select(NetworkTable.problem).where(
+            NetworkTable.job_id == key.job_id,
+            NetworkTable.method == key.method,
+            NetworkTable.singletons == key.singletons,
+        )
+    )
+    trajectory = None
+    if table is not None and table.get("objective") == "max_affinity":
+        trajectory = session.scalar(
+            select(AffinityResult.trajectory).where(
+                AffinityResult.job_id == key.job_id, AffinityResult.method == key.method
+            )
+        )
+    return table, trajectory
+
+
 def _store(
     session_factory: sessionmaker[Session],
     key: GroupingKey,
@@ -324,7 +349,8 @@ def _store(
         rows = [
             {
                 "project": project,
-                "job_id": key.job_id,
+                "job_id": None if key.run else key.job_id,
+                "run_id": key.job_id if key.run else None,
                 "method": key.method,
                 "solver": key.solver,
                 "singletons": key.singletons,

@@ -3,7 +3,11 @@ budgets per request.
 
 Bodies: a request announcing more than its limit (``Content-Length``) is refused with 413 before
 it is read; one streaming more is cut off with 413 when the limit is crossed. ``POST /datasets``
-may carry ``max_upload_bytes`` (plus multipart framing); every other request ``max_body_bytes``.
+may carry ``max_upload_bytes`` (plus multipart framing), ``POST /affinity-runs`` (a run's matrices and
+per-epoch trajectories) at least :data:`MAX_RUN_BODY_BYTES`; every other request ``max_body_bytes``.
+
+Affinity runs: an uploaded run has at most ``max_tasks`` tasks and :data:`MAX_RUN_EPOCHS` epochs
+(:func:`check_run_size`).
 
 Problems: every number of a problem (affinity entries, losses, scores, costs) must be finite and at
 most :data:`MAX_MAGNITUDE` in magnitude, every string acceptable text (see ``service.schemas``).
@@ -40,6 +44,11 @@ MAX_MAGNITUDE = 1e6
 
 #: room for multipart boundaries and form fields around an upload
 MULTIPART_OVERHEAD = 64 * 1024
+#: smallest body limit of ``POST /affinity-runs`` (``max_body_bytes`` when larger): 16 MiB carries, as
+#: ``AffinityRun.to_dict()`` writes them, three methods' trajectories of about 100 epochs for 20 tasks
+MAX_RUN_BODY_BYTES = 16 * 1024 * 1024
+#: most epochs of an uploaded affinity run's trajectories
+MAX_RUN_EPOCHS = 1000
 
 
 class BodyLimit:
@@ -52,6 +61,8 @@ class BodyLimit:
     def limit(self, scope: Scope) -> int:
         if scope["method"] == "POST" and scope["path"].rstrip("/") == "/datasets":
             return self.settings.max_upload_bytes + MULTIPART_OVERHEAD
+        if scope["method"] == "POST" and scope["path"].rstrip("/") == "/affinity-runs":
+            return max(self.settings.max_body_bytes, MAX_RUN_BODY_BYTES)
         return self.settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -81,6 +92,15 @@ def check_job_size(n_tasks: int | None, settings: Settings) -> None:
     """``InputError`` on ``tasks`` when a job lists more than ``max_tasks`` tasks."""
     if n_tasks is not None and n_tasks > settings.max_tasks:
         raise InputError("tasks", f"{n_tasks} tasks; at most {settings.max_tasks} per job (max_tasks)")
+
+
+def check_run_size(n_tasks: int, epochs: int, settings: Settings) -> None:
+    """``InputError`` on ``tasks`` when an uploaded affinity run has more than ``max_tasks`` tasks, on
+    ``trajectories`` when it has more than :data:`MAX_RUN_EPOCHS` epochs."""
+    if n_tasks > settings.max_tasks:
+        raise InputError("tasks", f"{n_tasks} tasks; at most {settings.max_tasks} per run (max_tasks)")
+    if epochs > MAX_RUN_EPOCHS:
+        raise InputError("trajectories", f"{epochs} epochs; at most {MAX_RUN_EPOCHS} per run (max epochs)")
 
 
 def warm_start_plan(

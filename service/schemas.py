@@ -611,6 +611,73 @@ class SolveRequest(BaseModel):
     time_limit: float | None = Field(None, gt=0, le=600, allow_inf_nan=False)
 
 
+#: one affinity score of an uploaded run: finite and at most ``MAX_PROBLEM_MAGNITUDE`` in magnitude (what
+#: the solvers handle reliably, as for a posted problem)
+Score = Annotated[
+    float, Field(ge=-MAX_PROBLEM_MAGNITUDE, le=MAX_PROBLEM_MAGNITUDE, allow_inf_nan=False)
+]
+_METHOD_NAMES = {"propertyNames": {"enum": list(AFFINITY_METHODS)}}
+
+
+class AffinityRunCreate(BaseModel):
+    """``POST /affinity-runs``: an affinity run measured elsewhere — ``AffinityRun.to_dict()`` of
+    ``grouping.affinity`` (``AffinityTracker.result()``) plus a ``name``; ``metadata`` is free (model
+    name, optimizer, …). Checked by the server beyond this schema: every matrix (and every epoch of a
+    trajectory) is n x n for the n ``tasks``; a trajectory belongs to a method with a matrix; at most
+    ``max_tasks`` tasks and :data:`service.limits.MAX_RUN_EPOCHS` epochs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    tasks: list[Name] = Field(
+        min_length=2, json_schema_extra={"uniqueItems": True}, description="the task names, each once"
+    )
+    matrices: dict[Name, list[list[Score]]] = Field(
+        min_length=1,
+        json_schema_extra=_METHOD_NAMES,
+        description="per affinity method (tag, tag_first_order, grad_cosine), the training-level matrix: "
+        "row i, column j is the affinity onto task i from task j",
+    )
+    trajectories: dict[Name, list[list[list[Score | None]]]] = Field(
+        default_factory=dict,
+        json_schema_extra=_METHOD_NAMES,
+        description="per method, one matrix per epoch (null entries: an epoch without a measured step); "
+        "two or more complete epochs give groupings a trust report",
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="how the run was measured: model, optimizer, steps, …"
+    )
+
+
+class AffinityRunOut(BaseModel):
+    """A stored affinity run (without its matrices: ``GET /affinity-runs/{id}`` has them)."""
+
+    id: str
+    name: str
+    tasks: list[str]
+    methods: list[str] = Field(
+        description="the methods it has a matrix of; GET /groupings' default is the first"
+    )
+    epochs: int = Field(description="epochs of its longest trajectory")
+    steps: int | None = Field(None, description="measured steps (metadata.affinity_steps), if known")
+    metadata: dict[str, Any]
+    created_at: datetime
+    links: dict[str, str]
+
+
+class AffinityRunDetail(AffinityRunOut):
+    matrices: dict[str, list[list[float]]]
+    trajectories: dict[str, list[list[list[float | None]]]]
+
+
+class AffinityRunPage(BaseModel):
+    items: list[AffinityRunOut]
+    total: int
+    limit: int
+    offset: int
+    next: str | None = Field(None, description="the URL of the next page, if any")
+
+
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = {}

@@ -56,6 +56,13 @@ SERVER_RULES: dict[str, list[tuple[str, str]]] = {
         ("split.fractions", "sum to 1"),  # arithmetic across the items
         ("model", "parameters"),  # the network's size: layers x units^2 x width
     ],
+    "POST /affinity-runs": [
+        ("matrices", "so the matrix is"),  # n x n for the n tasks (a length relating two members)
+        ("trajectories", "so the matrix is"),  # the same, for every epoch of a trajectory
+        ("trajectories", "without a matrix"),  # a trajectory's method is one of the matrices' keys
+        ("tasks", "max_tasks"),  # this server's limit
+        ("trajectories", "max epochs"),  # a trajectory's epochs, at most MAX_RUN_EPOCHS
+    ],
     "POST /datasets": [
         ("file", ""),  # the file's content: format, columns, values
         ("location", ""),  # a server path under a configured dataset root

@@ -1,5 +1,6 @@
-"""``/groupings``: the optimal grouping of a finished job at a budget (stored after the first solve),
-and ad-hoc solves of a problem sent in the body.
+"""``/groupings``: the optimal grouping of a finished job — or of an affinity run uploaded with
+``POST /affinity-runs`` — at a budget (stored after the first solve), and ad-hoc solves of a problem
+sent in the body.
 
 Each request's solve work is bounded: at most ``max_budgets`` budgets in any form, and the time limits
 of its solves sum to at most ``request_solve_seconds`` (each also at most ``solve_time_limit``).
@@ -43,6 +44,7 @@ from service.groupings import (
     with_trust,
 )
 from service.limits import check_problem, requested_budgets
+from service.models import AffinityRunRecord
 from service.routes import deps
 from service.routes.jobs import require_succeeded
 from service.schemas import (
@@ -61,7 +63,7 @@ from service.settings import Settings
 router = APIRouter(tags=["groupings"])
 ERRORS = problem_responses(
     {
-        404: "no such job",
+        404: "no such job or affinity run",
         409: "the job has not succeeded",
         422: "bad parameter, too many budgets (max_budgets), or a budget below the minimum feasible "
         "(min_budget)",
@@ -93,13 +95,14 @@ async def client_watch(request: Request) -> AsyncIterator[threading.Event]:
 
 #: descriptions of ``GET /groupings``' query parameters
 _GET_PARAMETERS = {
-    "job_id": "the succeeded job whose network table is solved",
+    "job_id": "the succeeded job, or the uploaded affinity run (POST /affinity-runs), whose network table "
+    "is solved",
     "budget": "networks' cost budget (one above n tasks x the largest network cost is solved at that "
     "cap); exactly one of budget and budgets",
     "budgets": "a range start:stop:step, e.g. 1:5:0.5, or a list 1,2,4 (at most max_budgets); exactly "
     "one of budget and budgets",
-    "method": "the job's method whose table is solved: warm_start or an affinity method (default: the "
-    "job's first)",
+    "method": "the job's (or run's) method whose table is solved: warm_start or an affinity method "
+    "(default: the first)",
     "solver": "the solver (default bip)",
     "singletons": "affinity tables' singleton rule (default forbid: a task is served alone only by a "
     "half-size network); a warm_start table is explicit and answers singletons 'none' whatever is asked",
@@ -169,7 +172,8 @@ async def get_groupings(
     singletons: Annotated[Singletons | None, Query(include_in_schema=False)] = None,
 ) -> GroupingOut | GroupingCurve:
     """The job's optimal grouping at ``budget`` (or the curve over ``budgets``), in the selection JSON,
-    with ``trust`` where samples of the table's estimate exist (else ``null``)."""
+    with ``trust`` where samples of the table's estimate exist (else ``null``). ``job_id`` may name
+    an uploaded affinity run: it is solved the same way (trust from two or more complete epochs)."""
     wanted = requested_budgets(budget, budgets, settings)
     rule = singletons or "forbid"
 
@@ -177,13 +181,18 @@ async def get_groupings(
         with reads() as session:
             return read_stored(session, job_id, solver, rule, wanted)
 
-    job, stored = await run_in_threadpool(read)
-    job = jobs.owned(job, job_id, project)
-    require_succeeded(job)
-    methods = jobs.job_request(job).methods
+    source, stored = await run_in_threadpool(read)
+    run = isinstance(source, AffinityRunRecord)
+    if run and source.project == project:
+        methods = source.methods
+    else:  # a job, or nothing this project may see: 404 on job_id
+        job = jobs.owned(None if run else source, job_id, project)
+        require_succeeded(job)
+        methods = jobs.job_request(job).methods
     method = method or methods[0]
     if method not in methods:
-        raise InputError("method", f"job {job_id} computed {methods}, not {method!r}")
+        kind = "affinity run" if run else "job"
+        raise InputError("method", f"{kind} {job_id} computed {methods}, not {method!r}")
     if method == WARM_START:
         rule = EXPLICIT_SINGLETONS
     keys = [(method, budget_key(b)) for b in wanted]
@@ -194,7 +203,7 @@ async def get_groupings(
             results = await run_in_threadpool(
                 job_groupings,
                 sessions,
-                GroupingKey(job_id, method, solver, rule),
+                GroupingKey(job_id, method, solver, rule, run=run),
                 wanted,
                 time_limit=settings.solve_time_limit,
                 project=project,

@@ -1,0 +1,186 @@
+"""Affinity runs measured elsewhere and uploaded (``POST /affinity-runs``): checked, stored, listed,
+deleted, and served to ``GET /groupings`` as a source of affinity network tables like a job's.
+
+A run is what ``grouping.affinity.AffinityRun.to_dict()`` writes (``AffinityTracker.result()`` in the
+user's own training): its tasks, one matrix per method (``onto_row_from_column``), per method one
+matrix per epoch, and metadata. :func:`check_run` refuses, naming the field, what the request schema
+cannot state: a matrix that is not n x n for the run's n tasks, a trajectory of a method without a
+matrix, tasks listed twice, more than ``max_tasks`` tasks or :data:`service.limits.MAX_RUN_EPOCHS`
+epochs. The scores themselves are finite and bounded by the schema (``service.schemas.Score``).
+
+The network tables of a run (:func:`run_table`) are built as the runner builds a job's
+(:func:`grouping.affinity.run.AffinityRun.to_problem_dict`, half-size singletons allowed), per
+singleton rule the matrix admits; its groupings are stored like a job's, keyed by the run
+(``groupings.run_id``), and deleted with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from grouping.affinity import AFFINITY_METHODS
+from grouping.affinity.run import AffinityRun
+from grouping.errors import InputError
+from grouping.problem import parse_problem
+from service.db import transaction
+from service.errors import ApiError
+from service.jsonsafe import json_safe
+from service.limits import check_run_size
+from service.models import AffinityRunRecord, utcnow
+from service.schemas import AffinityRunCreate, AffinityRunDetail, AffinityRunOut
+from service.settings import Settings
+
+#: whether a run's network tables allow half-size single-task networks (as a job's affinity tables do)
+HALF_SINGLETONS = True
+
+
+def check_run(body: AffinityRunCreate, settings: Settings) -> None:
+    """``InputError`` naming the field (see the module docstring) when ``body`` is not a coherent run."""
+    tasks = body.tasks
+    if len(set(tasks)) != len(tasks):
+        raise InputError("tasks", "a task name is listed twice")
+    epochs = max((len(seq) for seq in body.trajectories.values()), default=0)
+    check_run_size(len(tasks), epochs, settings)
+    for method in [*body.matrices, *body.trajectories]:
+        if method not in AFFINITY_METHODS:
+            field = "matrices" if method in body.matrices else "trajectories"
+            raise InputError(
+                f"{field}.{method}", f"unknown affinity method; choose from {list(AFFINITY_METHODS)}"
+            )
+    n = len(tasks)
+    for method, matrix in body.matrices.items():
+        _check_square(f"matrices.{method}", matrix, n)
+    for method, seq in body.trajectories.items():
+        if method not in body.matrices:
+            raise InputError(
+                f"trajectories.{method}",
+                f"a trajectory of a method without a matrix (matrices has {list(body.matrices)})",
+            )
+        for epoch, matrix in enumerate(seq):
+            _check_square(f"trajectories.{method}[{epoch}]", matrix, n)
+
+
+def _check_square(field: str, matrix: list[list[Any]], n: int) -> None:
+    shape = f"the run has {n} tasks, so the matrix is {n} x {n}"
+    if len(matrix) != n:
+        raise InputError(field, f"{len(matrix)} rows; {shape}")
+    for i, row in enumerate(matrix):
+        if len(row) != n:
+            raise InputError(f"{field}[{i}]", f"{len(row)} columns; {shape}")
+
+
+def create_run(
+    session_factory: sessionmaker[Session], body: AffinityRunCreate, *, project: str, settings: Settings
+) -> AffinityRunRecord:
+    """Check ``body`` (:func:`check_run`) and store it as a run of ``project``."""
+    check_run(body, settings)
+    steps = body.metadata.get("affinity_steps")
+    record = AffinityRunRecord(
+        project=project,
+        name=body.name,
+        tasks=list(body.tasks),
+        methods=list(body.matrices),
+        epochs=max((len(seq) for seq in body.trajectories.values()), default=0),
+        steps=steps if type(steps) is int and 0 <= steps < 2**31 else None,
+        matrices=body.matrices,
+        trajectories=body.trajectories,
+        meta=json_safe(body.metadata),
+        created_at=utcnow(),
+    )
+    with transaction(session_factory) as session:
+        session.add(record)
+    return record
+
+
+def get_run(session_factory: sessionmaker[Session], run_id: str, project: str) -> AffinityRunRecord:
+    """The project's run ``run_id``, or a 404 (another project's run is not found)."""
+    with session_factory() as session:
+        return owned(session.get(AffinityRunRecord, run_id), run_id, project)
+
+
+def owned(record: AffinityRunRecord | None, run_id: str, project: str) -> AffinityRunRecord:
+    """``record`` if it exists and belongs to ``project``, else a 404 naming ``run_id``."""
+    if record is None or record.project != project:
+        raise ApiError(404, f"no affinity run {run_id}", field="run_id")
+    return record
+
+
+def list_runs(
+    session_factory: sessionmaker[Session], project: str, *, limit: int, offset: int
+) -> tuple[list[AffinityRunRecord], int]:
+    """A page of the project's runs, newest first, and how many it has."""
+    where = AffinityRunRecord.project == project
+    with session_factory() as session:
+        total = session.scalar(select(func.count()).select_from(AffinityRunRecord).where(where)) or 0
+        rows = session.scalars(
+            select(AffinityRunRecord)
+            .where(where)
+            .order_by(AffinityRunRecord.created_at.desc(), AffinityRunRecord.id.desc())
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    return list(rows), total
+
+
+def delete_run(session_factory: sessionmaker[Session], run_id: str, project: str) -> None:
+    """Delete the project's run ``run_id`` (its groupings go with it: foreign key cascade); 404 otherwise."""
+    with transaction(session_factory) as session:
+        session.delete(owned(session.get(AffinityRunRecord, run_id), run_id, project))
+
+
+def run_links(run_id: str) -> dict[str, str]:
+    """Where to go from a run."""
+    return {"self": f"/affinity-runs/{run_id}", "groupings": f"/groupings?job_id={run_id}&budget=2"}
+
+
+def run_out(record: AffinityRunRecord) -> AffinityRunOut:
+    """The API view of a run, without its matrices."""
+    return AffinityRunOut(**_summary(record))
+
+
+def run_detail(record: AffinityRunRecord) -> AffinityRunDetail:
+    """The API view of a run with its matrices and trajectories."""
+    return AffinityRunDetail(**_summary(record), matrices=record.matrices, trajectories=record.trajectories)
+
+
+def _summary(record: AffinityRunRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "name": record.name,
+        "tasks": record.tasks,
+        "methods": record.methods,
+        "epochs": record.epochs,
+        "steps": record.steps,
+        "metadata": record.meta,
+        "created_at": record.created_at,
+        "links": run_links(record.id),
+    }
+
+
+def affinity_run(record: AffinityRunRecord) -> AffinityRun:
+    """The stored run as the library's :class:`AffinityRun`."""
+    return AffinityRun.from_dict(
+        {
+            "tasks": record.tasks,
+            "matrices": record.matrices,
+            "trajectories": record.trajectories,
+            "metadata": record.meta,
+        }
+    )
+
+
+def run_table(record: AffinityRunRecord, method: str, singletons: str) -> dict[str, Any] | None:
+    """The network table of the run's ``method`` under the singleton rule ``singletons`` (the
+    ``max_affinity`` problem, half-size singletons allowed), or ``None`` when the run has no such
+    matrix or the matrix does not admit the rule (``normalized`` needs positive self-affinities)."""
+    if method not in record.matrices:
+        return None
+    try:
+        table = json_safe(affinity_run(record).to_problem_dict(method, singletons, HALF_SINGLETONS))
+        parse_problem(table)
+    except InputError:
+        return None
+    return table
