@@ -97,10 +97,10 @@ class JobFailed(Exception):
         self.job = job
 
 
-def default_retry() -> Retry:
-    """The client's retry policy (see the module docstring)."""
+def default_retry(total: int = 5) -> Retry:
+    """The client's retry policy (see the module docstring), with ``total`` retries at most."""
     return Retry(
-        total=5,
+        total=total,
         allowed_methods=list(HTTPMethod),
         status_forcelist=[429, 503],
         retry_on_exceptions=[httpx.ConnectError, httpx.ConnectTimeout],

@@ -83,7 +83,7 @@ class JobLogHandler(logging.Handler):
         super().close()
 
     def _dropped_note(self) -> JobLogRecord:
-        return self._row("WARNING", "log", f"{self.dropped} INFO entries of attempt {self.attempt} dropped: "
+        return self._row("WARNING", "log", f"{self.dropped} entries of attempt {self.attempt} dropped: "
                          f"an attempt stores at most {self.limit}")
 
     def _row(self, level: str, step: str | None, message: str) -> JobLogRecord:

@@ -19,12 +19,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from service.client import API_KEY_ENV, DEFAULT_SERVER, SERVER_ENV, TaskgrouperClient
+from grouping.errors import InputError
+from service.client import API_KEY_ENV, DEFAULT_SERVER, SERVER_ENV, TaskgrouperClient, default_retry
 
 
 def server_parent() -> argparse.ArgumentParser:
     """A parent parser (``add_parser(..., parents=[server_parent()])``) adding ``--server``,
-    ``--api-key``, ``--timeout`` and ``--json``."""
+    ``--api-key``, ``--timeout``, ``--retries`` and ``--json``."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("server")
     group.add_argument("--server", metavar="URL", default=None,
@@ -35,13 +36,18 @@ def server_parent() -> argparse.ArgumentParser:
     group.add_argument("--timeout", type=float, default=60.0, metavar="S",
                        help="seconds to wait for one answer (default: 60); refused connections, 429 and "
                        "503 are retried with backoff")
+    group.add_argument("--retries", type=int, default=5, metavar="N",
+                       help="retries of a refused connection or a 429/503 answer (default: 5; 0: none)")
     parent.add_argument("--json", action="store_true", help="print the result as JSON")
     return parent
 
 
 def connect(args: argparse.Namespace) -> TaskgrouperClient:
     """The client of the server the options name."""
-    return TaskgrouperClient(args.server, api_key=args.api_key, timeout=args.timeout)
+    if args.retries < 0:
+        raise InputError("--retries", f"must be a whole number >= 0, got {args.retries}")
+    retry = default_retry(args.retries) if args.retries else None
+    return TaskgrouperClient(args.server, api_key=args.api_key, timeout=args.timeout, retry=retry)
 
 
 def to_jsonable(value: Any) -> Any:
