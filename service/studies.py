@@ -21,7 +21,10 @@ Concurrency: any number of API processes serve the same study.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -30,8 +33,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from grouping.errors import InputError
 from grouping.problem import ExplicitProblem
+from grouping.selection import InfeasibleBudget
 from grouping.studies import MAX_TASKS, Measurement, NetworkKey, StudyPlan, initial_networks, next_networks
 from service.db import transaction
+from service.groupings import budget_key, per_budget_limit, solve_timed
+from service.jsonsafe import json_safe
 from service.models import Study, Trial, new_id, utcnow
 from service.study_schemas import StudyCreate, StudyOut, StudyProgress, TellRequest, TrialOut
 
@@ -328,3 +334,85 @@ def study_problem(session: Session, study: Study, split: str = "val") -> tuple[E
     measured = measurements(trials, split)
     failed = {(tuple(t.tasks), t.size) for t in trials if t.state == "failed"}
     return plan_of(study).problem(measured, failed), len(measured)
+
+
+def study_groupings(
+    sessions: sessionmaker[Session],
+    study_id: str,
+    project: str,
+    budgets: list[float],
+    *,
+    solver: str,
+    time_limit: float,
+    request_seconds: float | None,
+    skip_infeasible: bool,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[Study, int, list[tuple[float, dict[str, Any]]]]:
+    """The study, how many trials its answers rest on, and ``(budget, solution)`` per budget, solved
+    on what has been measured so far (:func:`study_problem`). An answer is remembered per measured
+    set (:data:`_ANSWERS`): told values never change, so the counts of ended trials identify it.
+
+    Raises ``InfeasibleBudget`` below the cheapest covering unless ``skip_infeasible`` (that budget's
+    entry is then an ``infeasible`` solution); ``InputError`` (``trials``) while a task is unserved."""
+    with sessions() as session:
+        study = owned_study(session, study_id, project)
+        ended = progress(session, study_id)
+        version = (study_id, ended.succeeded, ended.failed, solver)
+        answers = _ANSWERS.get(version)
+        if answers is None:
+            answers = _ANSWERS.put(version, *study_problem(session, study))
+    limit = per_budget_limit(time_limit, len(budgets), request_seconds)
+    results = []
+    for budget in dict.fromkeys(budget_key(b) for b in budgets):
+        if budget not in answers.solutions:
+            if should_stop is not None and should_stop():
+                break
+            try:
+                solution = json_safe(solve_timed(answers.problem, budget, solver, limit))
+            except InfeasibleBudget as exc:
+                if not skip_infeasible:
+                    raise
+                solution = {"status": "infeasible", "objective": None, "networks": [], "per_task": {},
+                            "min_budget": exc.details.get("min_budget")}
+            if solution["status"] in ("optimal", "infeasible"):
+                answers.solutions[budget] = solution
+        else:
+            solution = answers.solutions[budget]
+        results.append((budget, solution))
+    return study, answers.measured, results
+
+
+@dataclass
+class _Answers:
+    problem: ExplicitProblem
+    measured: int
+    solutions: dict[float, dict[str, Any]] = field(default_factory=dict)
+
+
+class _AnswerCache:
+    """The problems and optimal solutions of the last :data:`ANSWER_CACHE` measured sets (per
+    process; a lock guards it, the API solves in threads)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple, _Answers] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple) -> _Answers | None:
+        with self.lock:
+            if key in self.entries:
+                self.entries.move_to_end(key)
+            return self.entries.get(key)
+
+    def put(self, key: tuple, problem: ExplicitProblem, measured: int) -> _Answers:
+        with self.lock:
+            answers = self.entries.setdefault(key, _Answers(problem, measured))
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+            return answers
+
+
+#: measured sets whose problem and solutions each API process keeps
+ANSWER_CACHE = 64
+_ANSWERS = _AnswerCache(ANSWER_CACHE)

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.schemas import Name, ResourceId, Seed
+from service.schemas import Name, ResourceId, Seed, SolutionOut
 
 STUDY_STRATEGIES = ("exhaustive", "pairwise", "esa", "adaptive")
 #: the largest magnitude of a reported value
@@ -154,3 +154,21 @@ class TellRequest(LeaseRequest):
     cost: float | None = Field(None, ge=0, le=1e6, allow_inf_nan=False,
                                description="measured cost (defaults to the study's cost of its size)")
     seconds: float | None = Field(None, ge=0, le=1e9, allow_inf_nan=False)
+
+
+class StudyGroupingOut(SolutionOut):
+    """A study's optimal grouping at one budget, solved on the trials measured so far."""
+
+    study_id: str
+    strategy: str
+    solver: str
+    trials: int = Field(description="the succeeded trials the answer rests on (the rest of its networks, "
+                        "if any, are the strategy's predictions)")
+
+
+class StudyGroupingCurve(BaseModel):
+    study_id: str
+    strategy: str
+    solver: str
+    trials: int
+    curve: list[SolutionOut]

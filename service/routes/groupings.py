@@ -47,6 +47,7 @@ from service.limits import check_problem, requested_budgets
 from service.models import AffinityRunRecord
 from service.routes import deps
 from service.routes.jobs import require_succeeded
+from service.routes.studies import study_groupings
 from service.schemas import (
     WARM_START,
     Budgets,
@@ -59,6 +60,7 @@ from service.schemas import (
     SolveRequest,
 )
 from service.settings import Settings
+from service.study_schemas import StudyGroupingCurve, StudyGroupingOut
 
 router = APIRouter(tags=["groupings"])
 ERRORS = problem_responses(
@@ -103,6 +105,8 @@ _GET_PARAMETERS = {
     "one of budget and budgets",
     "method": "the job's (or run's) method whose table is solved: warm_start or an affinity method "
     "(default: the first)",
+    "study_id": "a study (POST /studies), solved on the trials measured so far (its strategy's "
+    "predictions fill unmeasured networks); exactly one of job_id and study_id",
     "solver": "the solver (default bip)",
     "singletons": "affinity tables' singleton rule (default forbid: a task is served alone only by a "
     "half-size network); a warm_start table is explicit and answers singletons 'none' whatever is asked",
@@ -140,20 +144,24 @@ def _query_object(types: dict[str, Any], required: list[str], one_of: list[list[
 GET_QUERY = _query_object(
     {
         "job_id": Name,
+        "study_id": Name,
         "budget": Annotated[float, Field(gt=0, allow_inf_nan=False)],
         "budgets": Budgets,
         "method": Name,
         "solver": Solver,
         "singletons": Singletons,
     },
-    required=["job_id"],
+    required=[],
     one_of=[["budget"], ["budgets"]],
 )
+#: exactly one of job_id and study_id
+GET_QUERY["schema"] |= {"anyOf": [{"required": ["job_id"]}, {"required": ["study_id"]}],
+                        "not": {"required": ["job_id", "study_id"]}}
 
 
 @router.get(
     "/groupings",
-    response_model=GroupingOut | GroupingCurve,
+    response_model=GroupingOut | GroupingCurve | StudyGroupingOut | StudyGroupingCurve,
     responses=ERRORS,
     openapi_extra={"parameters": [GET_QUERY]},
 )
@@ -164,17 +172,23 @@ async def get_groupings(
     reads: Annotated[sessionmaker[Session], Depends(deps.read_session_factory)],
     project: Annotated[str, Depends(deps.project)],
     settings: Annotated[Settings, Depends(deps.settings)],
-    job_id: Annotated[Name, Query(include_in_schema=False)],
+    job_id: Annotated[Name | None, Query(include_in_schema=False)] = None,
+    study_id: Annotated[Name | None, Query(include_in_schema=False)] = None,
     budget: Annotated[float | None, Query(gt=0, allow_inf_nan=False, include_in_schema=False)] = None,
     budgets: Annotated[Budgets | None, Query(include_in_schema=False)] = None,
     method: Annotated[Name | None, Query(include_in_schema=False)] = None,
     solver: Annotated[Solver, Query(include_in_schema=False)] = "bip",
     singletons: Annotated[Singletons | None, Query(include_in_schema=False)] = None,
-) -> GroupingOut | GroupingCurve:
+) -> GroupingOut | GroupingCurve | StudyGroupingOut | StudyGroupingCurve:
     """The job's optimal grouping at ``budget`` (or the curve over ``budgets``), in the selection JSON,
     with ``trust`` where samples of the table's estimate exist (else ``null``). ``job_id`` may name
     an uploaded affinity run: it is solved the same way (trust from two or more complete epochs)."""
     wanted = requested_budgets(budget, budgets, settings)
+    if (job_id is None) == (study_id is None):
+        raise InputError("job_id", "give exactly one of job_id and study_id")
+    if study_id is not None:
+        single = budget is not None
+        return await study_groupings(sessions, project, settings, study_id, wanted, single, solver)
     rule = singletons or "forbid"
 
     def read() -> tuple:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,12 +23,14 @@ from service import studies
 from service.errors import ApiError, problem_responses
 from service.models import Study, Trial
 from service.routes import deps
-from service.schemas import ResourceId
+from service.schemas import ResourceId, SolutionOut
 from service.settings import Settings
 from service.study_schemas import (
     AskRequest,
     LeaseRequest,
     StudyCreate,
+    StudyGroupingCurve,
+    StudyGroupingOut,
     StudyOut,
     StudyPage,
     TellRequest,
@@ -159,3 +162,21 @@ def table(study_id: StudyId, sessions: Sessions, project: Project,
     return {**problem.to_dict(), "metadata": {"study_id": study_id, "strategy": study.strategy,
                                               "split": split, "trials": measured,
                                               "predicted": len(problem.networks) - measured}}
+
+
+async def study_groupings(sessions: sessionmaker[Session], project: str, settings: Settings, study_id: str,
+                          wanted: list[float], single: bool, solver: str
+                          ) -> StudyGroupingOut | StudyGroupingCurve:
+    """``GET /groupings?study_id=…``: the study's grouping at one budget (``single``) or its curve,
+    solved on what has been measured so far (with the strategy's predictions of unmeasured
+    networks), each saying how many trials it rests on."""
+    with refusals():
+        study, trials, results = await run_in_threadpool(
+            studies.study_groupings, sessions, study_id, project, wanted, solver=solver,
+            time_limit=settings.solve_time_limit, request_seconds=settings.request_solve_seconds,
+            skip_infeasible=not single)
+    common = {"study_id": study_id, "strategy": study.strategy, "solver": solver, "trials": trials}
+    if single:
+        [(budget, solution)] = results
+        return StudyGroupingOut(**{**solution, "budget": budget, **common})
+    return StudyGroupingCurve(**common, curve=[SolutionOut(**{**s, "budget": b}) for b, s in results])
