@@ -8,10 +8,9 @@ cannot state: a matrix that is not n x n for the run's n tasks, a trajectory of 
 matrix, tasks listed twice, more than ``max_tasks`` tasks or :data:`service.limits.MAX_RUN_EPOCHS`
 epochs. The scores themselves are finite and bounded by the schema (``service.schemas.Score``).
 
-The network tables of a run (:func:`run_table`) are built as the runner builds a job's
-(:func:`grouping.affinity.run.AffinityRun.to_problem_dict`, half-size singletons allowed), per
-singleton rule the matrix admits; its groupings are stored like a job's, keyed by the run
-(``groupings.run_id``), and deleted with it.
+The network tables of an affinity run, a job's (stored by the runner) or an uploaded one's (built
+when ``GET /groupings`` needs one, :func:`run_table`), come from :func:`affinity_tables`; an uploaded
+run's groupings are stored like a job's, keyed by the run (``groupings.run_id``), and deleted with it.
 """
 
 from __future__ import annotations
@@ -33,8 +32,29 @@ from service.models import AffinityRunRecord, utcnow
 from service.schemas import AffinityRunCreate, AffinityRunDetail, AffinityRunOut
 from service.settings import Settings
 
-#: whether a run's network tables allow half-size single-task networks (as a job's affinity tables do)
+#: the singleton rules an affinity network table is made for (``grouping.problem.affinity``)
+SINGLETON_RULES = ("forbid", "normalized")
+#: whether an affinity network table allows half-size singletons (cost 0.5, scoring 0): on, as
+#: ``AffinityRun.to_problem_dict``'s default — selections that may buy one had the lower regret in
+#: ``bench/results/grouping_quality.md``
 HALF_SINGLETONS = True
+
+
+def affinity_tables(run: AffinityRun, method: str) -> dict[str, dict[str, Any]]:
+    """The network tables of ``run``'s ``method`` matrix: per rule of :data:`SINGLETON_RULES` that the
+    matrix admits (``normalized`` needs positive self-affinities), the ``max_affinity`` problem of
+    :meth:`AffinityRun.to_problem_dict` with :data:`HALF_SINGLETONS`, as :func:`json_safe` data. The
+    tables differ only in their ``singletons`` key."""
+    base = json_safe(run.to_problem_dict(method, singletons="forbid", half_singletons=HALF_SINGLETONS))
+    tables = {}
+    for rule in SINGLETON_RULES:
+        problem = {**base, "singletons": rule}
+        try:
+            parse_problem(problem)
+        except InputError:
+            continue
+        tables[rule] = problem
+    return tables
 
 
 def check_run(body: AffinityRunCreate, settings: Settings) -> None:
@@ -173,14 +193,9 @@ def affinity_run(record: AffinityRunRecord) -> AffinityRun:
 
 
 def run_table(record: AffinityRunRecord, method: str, singletons: str) -> dict[str, Any] | None:
-    """The network table of the run's ``method`` under the singleton rule ``singletons`` (the
-    ``max_affinity`` problem, half-size singletons allowed), or ``None`` when the run has no such
-    matrix or the matrix does not admit the rule (``normalized`` needs positive self-affinities)."""
+    """The uploaded run's network table of ``method`` under the rule ``singletons``
+    (:func:`affinity_tables`), or ``None`` when it has no such matrix or the matrix does not admit
+    the rule."""
     if method not in record.matrices:
         return None
-    try:
-        table = json_safe(affinity_run(record).to_problem_dict(method, singletons, HALF_SINGLETONS))
-        parse_problem(table)
-    except InputError:
-        return None
-    return table
+    return affinity_tables(affinity_run(record), method).get(singletons)

@@ -27,13 +27,13 @@ import grouping.cli.affinity as affinity_cli
 from grouping.problem import parse_problem
 from grouping.selection import solve
 from grouping.selection.trust import resampled_affinity, selection_trust
+from service.affinity_runs import SINGLETON_RULES
 from service.cli import main
 from service.client import TaskgrouperClient
 from service.db import transaction
 from service.groupings import table_budgets
 from service.models import AffinityResult, Job, NetworkTable, utcnow
 from service.schemas import DEFAULT_METHODS, JOB_METHODS, JobCreate
-from worker.runner import SINGLETON_RULES
 
 TASKS = ["c0_t0", "c0_t1", "c1_t0", "c1_t1"]
 #: a job naming no method: 4 synthetic tasks, 2 epochs (trust resamples at least 2 complete epochs)

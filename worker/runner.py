@@ -73,12 +73,12 @@ from grouping.affinity import AffinityRun, compute_affinity
 from grouping.data import Dataset as LoadedDataset
 from grouping.data import DatasetSpec, load_dataset
 from grouping.errors import InputError
-from grouping.problem import parse_problem
 from grouping.tables import NetworkTable as WarmStartTable
 from grouping.tables import candidate_subsets, warm_start_table
 from grouping.training import Cancelled, Progress
 from grouping.training.checkpoint import FILENAME as CHECKPOINT_FILENAME
 from grouping.training.loop import resolve_device
+from service.affinity_runs import affinity_tables
 from service.db import transaction
 from service.errors import field_path
 from service.groupings import EXPLICIT_SINGLETONS
@@ -95,14 +95,6 @@ from worker.progress import JobProgress
 from worker.reaper import attempts_exhausted, exhausted_error
 
 log = logging.getLogger(__name__)
-
-#: the singleton rules an affinity network table is stored for (``grouping.problem.affinity``)
-SINGLETON_RULES = ("forbid", "normalized")
-#: whether a stored affinity network table allows half-size singletons (cost 0.5, scoring 0): on, as
-#: ``AffinityRun.to_problem_dict``'s default — selections that may buy one had the lower regret in
-#: ``bench/results/grouping_quality.md``
-HALF_SINGLETONS = True
-
 
 @dataclass
 class JobResults:
@@ -509,9 +501,10 @@ def _write_results(session: Session, job_id: str, results: JobResults) -> None:
     """Replace the job's affinity rows and network tables, dropping groupings solved from an earlier
     attempt's tables (idempotent across attempts). Every document is :func:`json_safe` (NaN → null).
 
-    An affinity network table is stored per singleton rule the matrix admits (``normalized`` needs
-    positive self-affinities); the tables differ only in their ``singletons`` key. Each carries
-    ``"half_singletons": true`` (:data:`HALF_SINGLETONS`): ``GET /groupings`` solves it with half-size
+    An affinity network table is stored per singleton rule the matrix admits
+    (:func:`service.affinity_runs.affinity_tables`: ``normalized`` needs positive self-affinities);
+    the tables differ only in their ``singletons`` key. Each carries ``"half_singletons": true``
+    (:data:`service.affinity_runs.HALF_SINGLETONS`): ``GET /groupings`` solves it with half-size
     single-task networks as candidates and its default budgets step by 0.5. Tables stored before
     this default keep what they were stored with (no ``half_singletons`` key: no halves), and so do
     the groupings solved from them. The warm-start table is stored once, singletons
@@ -529,23 +522,17 @@ def _write_results(session: Session, job_id: str, results: JobResults) -> None:
     if run is None:
         return
     for method, matrix in run.matrices.items():
-        base = json_safe(run.to_problem_dict(method, singletons="forbid", half_singletons=HALF_SINGLETONS))
         session.add(
             AffinityResult(
                 job_id=job_id,
                 method=method,
-                tasks=list(base["tasks"]),
+                tasks=list(run.tasks),
                 matrix=json_safe(matrix),
                 trajectory=json_safe(list(run.trajectories.get(method, []))),
                 meta=json_safe({**run.metadata, "method": method}),
             )
         )
-        for rule in SINGLETON_RULES:
-            problem = {**base, "singletons": rule}
-            try:
-                parse_problem(problem)
-            except InputError:
-                continue
+        for rule, problem in affinity_tables(run, method).items():
             session.add(NetworkTable(job_id=job_id, method=method, singletons=rule, problem=problem))
 
 
