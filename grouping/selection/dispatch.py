@@ -30,8 +30,10 @@ from grouping.selection.subset_dp import dp_size, solve_table_subset_dp, subset_
 #: largest affinity problem each enumerating solver accepts (it builds all 2^n groups)
 ENUMERATION_LIMITS: dict[str, int] = {"subset_dp": 12, "branch_and_bound": 8, "brute_force": 7}
 #: ``auto`` runs the subset DP on an explicit table up to this ``DPSize.work`` (cell updates). Measured in
-#: bench/results/selection_explicit.md: XXX
-SUBSET_DP_MAX_WORK = 4e8
+#: bench/results/selection_explicit.md ("Cutoff"): the DP costs about 7-15 ns of CPU per unit of work
+#: (n = 16, every subset, budget 8: 4.1e8 units, about 3 s), whatever the table's density, while the BIP
+#: ranges from 0.07 s (sparse tables) to minutes (dense ones); past this the BIP is the better bet.
+SUBSET_DP_MAX_WORK = 6e8
 #: ... and up to this many bytes of DP tables
 SUBSET_DP_MAX_MEMORY = 1 << 30
 
