@@ -15,6 +15,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.auth import KeyVerifier
+from service.dashboard.docs import install_docs
+from service.dashboard.routes import install_dashboard
 from service.db import make_engine, make_read_session_factory, make_session_factory
 from service.errors import CatchAll, install_error_handlers, problem_responses
 from service.executor import CeleryExecutor, InProcessExecutor, JobExecutor
@@ -80,7 +82,14 @@ def create_app(settings: Settings | None = None, executor: JobExecutor | None = 
             app.state.executor.close()
             engine.dispose()
 
-    app = FastAPI(title="taskgrouper", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="taskgrouper",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # offline copies instead: service.dashboard.docs
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.session_factory = session_factory
     app.state.read_session_factory = make_read_session_factory(engine)
@@ -96,4 +105,6 @@ def create_app(settings: Settings | None = None, executor: JobExecutor | None = 
         app.include_router(router, responses=COMMON_RESPONSES)
     app.include_router(studies_router, responses=COMMON_RESPONSES)
     app.include_router(health.router)
+    install_docs(app)
+    install_dashboard(app)
     return app
