@@ -302,6 +302,9 @@ def test_runs_survive_a_restart_and_the_cli_uploads(server_settings, processes, 
     assert uploaded["metadata"]["model"] == "resnet18"
     plain = cli("upload", str(path), "--name", "second", env=client_env)
     assert plain.returncode == 0 and "second" in plain.stdout and "/groupings?job_id=" in plain.stdout
+    solved = cli("jobs", "groupings", uploaded["id"], "--budget", "2.5", "--json", env=client_env)
+    assert solved.returncode == 0, solved.stderr
+    assert json.loads(solved.stdout)["objective"] == pytest.approx(direct(TAG, 2.5)["objective"])
 
     with TaskgrouperClient(base, api_key=key) as client:
         before = client.groupings(uploaded["id"], 2)
