@@ -333,3 +333,46 @@ def test_runs_survive_a_restart_and_the_cli_uploads(server_settings, processes, 
     assert absent.returncode == 2 and "absent.json" in absent.stderr
     unauthorised = cli("upload", str(path), env={**client_env, "TASKGROUPER_API_KEY": ""})
     assert unauthorised.returncode == 1 and "401" in unauthorised.stderr
+
+
+def test_a_plain_training_loop_run_is_accepted_and_solved(embedded_client):
+    """The tracker in a plain loop over a DataLoader (BatchNorm, AdamW, per-task losses of any kind),
+    its result uploaded as it is and solved."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from grouping.affinity import AffinityTracker
+
+    torch.manual_seed(0)
+    names = ["x", "y", "z"]
+    inputs = torch.randn(96, 6)
+    targets = torch.stack([inputs[:, 0] + inputs[:, 1], inputs[:, 1] - inputs[:, 2], inputs[:, 3]], dim=1)
+    loader = DataLoader(TensorDataset(inputs, targets), batch_size=16, shuffle=True)
+    trunk = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU())
+    outputs = torch.nn.ModuleDict({name: torch.nn.Linear(16, 1) for name in names})
+    optimizer = torch.optim.AdamW([*trunk.parameters(), *outputs.parameters()], lr=1e-2, weight_decay=0.1)
+    methods = ("tag", "tag_first_order")
+    tracker = AffinityTracker(trunk.parameters(), optimizer, names, every=2, methods=methods)
+
+    def losses(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        shared = trunk(x)
+        return {
+            name: torch.nn.functional.smooth_l1_loss(outputs[name](shared).squeeze(1), y[:, k])
+            for k, name in enumerate(names)
+        }
+
+    for _ in range(2):
+        for x, y in loader:
+            optimizer.zero_grad()
+            tracker.backward(losses(x, y), lambda x=x, y=y: losses(x, y))
+            optimizer.step()
+        tracker.end_epoch()
+
+    client = TaskgrouperClient(http=embedded_client, retry=None)
+    run = client.upload_affinity(tracker.result(), name="plain-loop", metadata={"model": "mlp+bn"})
+    assert run.tasks == names and run.methods == ["tag", "tag_first_order"] and run.epochs == 2
+    assert run.steps == tracker.steps and run.metadata["optimizer"] == "AdamW"
+    grouping = client.groupings(run.id, 2)
+    assert grouping.status == "optimal" and grouping.trust is not None
+    expected = tracker.result().to_problem_dict("tag")
+    assert grouping.objective == pytest.approx(solve(parse_problem(expected), 2).objective)
