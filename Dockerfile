@@ -11,7 +11,7 @@ COPY grouping ./grouping
 COPY service ./service
 COPY worker ./worker
 COPY migrations ./migrations
-RUN pip install --extra-index-url "${TORCH_INDEX_URL}" -c constraints.txt -e . \
+RUN pip install --extra-index-url "${TORCH_INDEX_URL}" -c constraints.txt -e '.[server,worker]' \
     && useradd --create-home --uid 10001 taskgrouper \
     && mkdir -p /data && chown taskgrouper /data
 
