@@ -146,8 +146,11 @@ def test_task_gradients_match_separate_backward_passes(data):
     rep = model.backbone(x)
     losses = torch.stack([task_loss(t.loss, model.heads[t.name](rep), y[t.name]) for t in tasks])
     through_features = task_gradients(losses, shared, w, features=rep)
-    for got, want in zip(through_features.shared, grads.shared, strict=True):
+    one_by_one = task_gradients(losses, shared, w, features=rep, batched=False)
+    assert grads.batched and through_features.batched and not one_by_one.batched
+    for got, again, want in zip(through_features.shared, one_by_one.shared, grads.shared, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(again, want, rtol=1e-10, atol=1e-12)
     flat = torch.cat([g.flatten(1) for g in grads.shared], dim=1)
     torch.testing.assert_close(grads.inner(grads.shared), (flat / w.unsqueeze(1)) @ flat.T)
     unit = flat / flat.norm(dim=1, keepdim=True)

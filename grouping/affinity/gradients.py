@@ -31,6 +31,8 @@ class TaskGradients:
     losses: torch.Tensor
     weights: torch.Tensor
     shared: list[torch.Tensor]
+    #: whether one batched backward pass gave them (else one pass per task)
+    batched: bool = True
 
     def gram(self) -> torch.Tensor:
         """G[i, j] = ⟨∇_{θ_s}(w_i L_i), ∇_{θ_s}(w_j L_j)⟩ summed over the shared parameters."""
@@ -48,39 +50,53 @@ def task_gradients(
     shared: Sequence[torch.nn.Parameter],
     weights: torch.Tensor,
     features: torch.Tensor | None = None,
+    batched: bool = True,
 ) -> TaskGradients:
     """The per-task gradients of the (T,) ``losses`` on the ``shared`` parameters (see the module
     docstring). The graph is kept (a training backward may follow); a shared parameter that no loss
-    reaches gets zero gradients."""
+    reaches gets zero gradients. ``batched=False`` skips the batched attempt (a model that has already
+    shown an operation without a batching rule)."""
     w = weights.to(device=losses.device, dtype=losses.dtype)
     cotangents = torch.diag(w)
     if features is not None:
-        (at_features,) = torch.autograd.grad(
-            losses, features, grad_outputs=cotangents, is_grads_batched=True, retain_graph=True
-        )
-        losses_to, cotangents = features, at_features
+        (cotangents,), batched = _batched_grad(losses, [features], cotangents, batched)
+        outputs = features
     else:
-        losses_to = losses
-    try:
-        grads = torch.autograd.grad(
-            losses_to,
-            shared,
-            grad_outputs=cotangents,
-            is_grads_batched=True,
-            retain_graph=True,
-            allow_unused=True,
-        )
-    except RuntimeError:  # an operation without a batching rule: one backward pass per task
+        outputs = losses
+    grads, batched = _batched_grad(outputs, shared, cotangents, batched)
+    return TaskGradients(losses.detach(), w, list(grads), batched)
+
+
+def _batched_grad(
+    outputs: torch.Tensor, inputs: Sequence[torch.Tensor], cotangents: torch.Tensor, batched: bool
+) -> tuple[list[torch.Tensor], bool]:
+    """The vector-Jacobian products of ``outputs`` with each row of ``cotangents`` on ``inputs``
+    ((T, *input.shape) each; zeros where an input is not reached), in one batched backward pass when
+    ``batched`` and every operation has a batching rule, else one pass per row; and whether batched."""
+    grads = None
+    if batched:
+        try:
+            grads = torch.autograd.grad(
+                outputs,
+                inputs,
+                grad_outputs=cotangents,
+                is_grads_batched=True,
+                retain_graph=True,
+                allow_unused=True,
+            )
+        except RuntimeError:  # an operation without a batching rule
+            batched = False
+    if grads is None:
         rows = [
-            torch.autograd.grad(losses_to, shared, grad_outputs=c, retain_graph=True, allow_unused=True)
+            torch.autograd.grad(outputs, inputs, grad_outputs=c, retain_graph=True, allow_unused=True)
             for c in cotangents
         ]
         grads = tuple(
-            torch.stack([row[k] if row[k] is not None else torch.zeros_like(p) for row in rows])
-            for k, p in enumerate(shared)
+            torch.stack([row[k] if row[k] is not None else torch.zeros_like(x) for row in rows])
+            for k, x in enumerate(inputs)
         )
-    per_task = [
-        g if g is not None else torch.zeros((len(w), *p.shape), dtype=p.dtype, device=p.device)
-        for g, p in zip(grads, shared, strict=True)
-    ]
-    return TaskGradients(losses.detach(), w, per_task)
+    shape = len(cotangents)
+    return [
+        g if g is not None else torch.zeros((shape, *x.shape), dtype=x.dtype, device=x.device)
+        for g, x in zip(grads, inputs, strict=True)
+    ], batched

@@ -102,6 +102,7 @@ class AffinityTracker:
             raise InputError("weights", "one finite positive weight per task")
         self.weights = torch.tensor(values, dtype=torch.float64)
         self.calls = 0  # optimizer steps seen (the index of the next)
+        self._batched = True
         n = len(self.tasks)
         self.totals = {m: torch.zeros(n, n, dtype=torch.float64) for m in self.methods}
         self.steps = 0
@@ -132,7 +133,7 @@ class AffinityTracker:
         grads = None
         if self.wants() and bool(torch.isfinite(self._mean(vector.detach())).all()):
             with torch.autocast(vector.device.type, enabled=False):
-                grads = task_gradients(vector, self.shared, self.weights, features)
+                grads = self._gradients(vector, features)
         (weights * vector).sum().backward()
         if grads is not None:
             self._score(self._averaged(grads), closure, held_out)
@@ -150,7 +151,7 @@ class AffinityTracker:
                 with side_effects_undone(self.shared):  # buffers restored after the backward passes
                     vector = self._vector(closure())
                     finite = bool(torch.isfinite(self._mean(vector.detach())).all())
-                    grads = task_gradients(vector, self.shared, self.weights) if finite else None
+                    grads = self._gradients(vector) if finite else None
                     del vector
                 if grads is not None:
                     self._score(self._averaged(grads), closure, held_out)
@@ -167,7 +168,7 @@ class AffinityTracker:
             if first_order:
                 with side_effects_undone(self.shared):
                     vector = self._vector(held_out())
-                    onto = self._averaged(task_gradients(vector, self.shared, self.weights))
+                    onto = self._averaged(self._gradients(vector))
                     del vector
                 losses = onto.losses
             else:
@@ -193,6 +194,12 @@ class AffinityTracker:
             self.epoch_totals[method] += value
         self.steps += 1
         self.epoch_steps += 1
+
+    def _gradients(self, losses: torch.Tensor, features: torch.Tensor | None = None) -> TaskGradients:
+        """:func:`task_gradients`, batched until the model shows an operation without a batching rule."""
+        grads = task_gradients(losses, self.shared, self.weights, features, batched=self._batched)
+        self._batched = grads.batched
+        return grads
 
     def _vector(self, losses: Losses) -> torch.Tensor:
         """The per-task losses as one (T,) tensor in task order."""
