@@ -6,7 +6,8 @@ user's own training): its tasks, one matrix per method (``onto_row_from_column``
 matrix per epoch, and metadata. :func:`check_run` refuses, naming the field, what the request schema
 cannot state: a matrix that is not n x n for the run's n tasks, a trajectory of a method without a
 matrix, tasks listed twice, more than ``max_tasks`` tasks or :data:`service.limits.MAX_RUN_EPOCHS`
-epochs. The scores themselves are finite and bounded by the schema (``service.schemas.Score``).
+epochs, ``metadata`` nested deeper than :data:`MAX_METADATA_DEPTH`. The scores themselves are finite
+and bounded by the schema (``service.schemas.Score``).
 
 The network tables of an affinity run, a job's (stored by the runner) or an uploaded one's (built
 when ``GET /groupings`` needs one, :func:`run_table`), come from :func:`affinity_tables`; an uploaded
@@ -32,6 +33,8 @@ from service.models import AffinityRunRecord, utcnow
 from service.schemas import AffinityRunCreate, AffinityRunDetail, AffinityRunOut
 from service.settings import Settings
 
+#: deepest nesting of objects and arrays in a run's ``metadata`` (it is stored and sent back as it is)
+MAX_METADATA_DEPTH = 32
 #: the singleton rules an affinity network table is made for (``grouping.problem.affinity``)
 SINGLETON_RULES = ("forbid", "normalized")
 #: whether an affinity network table allows half-size singletons (cost 0.5, scoring 0): on, as
@@ -73,6 +76,7 @@ def check_run(body: AffinityRunCreate, settings: Settings) -> None:
     n = len(tasks)
     for method, matrix in body.matrices.items():
         _check_square(f"matrices.{method}", matrix, n)
+    _check_depth("metadata", body.metadata, MAX_METADATA_DEPTH)
     for method, seq in body.trajectories.items():
         if method not in body.matrices:
             raise InputError(
@@ -81,6 +85,21 @@ def check_run(body: AffinityRunCreate, settings: Settings) -> None:
             )
         for epoch, matrix in enumerate(seq):
             _check_square(f"trajectories.{method}[{epoch}]", matrix, n)
+
+
+def _check_depth(field: str, value: Any, most: int) -> None:
+    """``InputError`` on ``field`` when ``value`` nests objects and arrays more than ``most`` deep."""
+    level = [value]
+    for _ in range(most + 1):
+        level = [
+            item
+            for node in level
+            if isinstance(node, dict | list)
+            for item in (node.values() if isinstance(node, dict) else node)
+        ]
+        if not level:
+            return
+    raise InputError(field, f"nested more than {most} levels deep")
 
 
 def _check_square(field: str, matrix: list[list[Any]], n: int) -> None:

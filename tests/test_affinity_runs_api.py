@@ -113,6 +113,7 @@ def _square(n: int) -> list[list[float]]:
         (_with(RUN, name=""), "name", ""),
         ({k: v for k, v in RUN.items() if k != "name"}, "name", ""),
         (_with(RUN, colour="red"), "colour", ""),
+        (_with(RUN, metadata={"deep": json.loads("[" * 400 + "]" * 400)}), "metadata", "levels deep"),
     ],
 )
 def test_bad_runs_are_refused_naming_the_field(api_client, body, field, words):
