@@ -39,6 +39,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from grouping.errors import InputError
 from grouping.problem import AffinityProblem, Problem, Solution, parse_problem
@@ -73,7 +74,7 @@ class GroupingKey:
     singletons: str
     run: bool = False
 
-    def owns(self) -> Any:
+    def owns(self) -> ColumnElement[bool]:
         """The condition selecting this source's groupings."""
         return Grouping.run_id == self.job_id if self.run else Grouping.job_id == self.job_id
 

@@ -148,8 +148,9 @@ class TellRequest(LeaseRequest):
     """A trial's result: per-task values on the validation split (``val``, what selection uses) and
     optionally the test split, each with exactly the tasks the network serves."""
 
-    val: dict[Name, Value] = Field(min_length=1, max_length=MAX_STUDY_TASKS)
-    test: dict[Name, Value] | None = Field(None, min_length=1, max_length=MAX_STUDY_TASKS)
+    val: dict[str, Value] = Field(min_length=1, max_length=MAX_STUDY_TASKS,
+                                  description="per task the network serves, its value")
+    test: dict[str, Value] | None = Field(None, min_length=1, max_length=MAX_STUDY_TASKS)
     epochs_run: int | None = Field(None, ge=0, le=1_000_000)
     cost: float | None = Field(None, ge=0, le=1e6, allow_inf_nan=False,
                                description="measured cost (defaults to the study's cost of its size)")

@@ -73,7 +73,19 @@ SERVER_RULES: dict[str, list[tuple[str, str]]] = {
         ("budgets", "STEP"),  # a range's step must be > 0 ...
         ("budgets", "STOP"),  # ... and its stop at least its start
         ("budgets", "budgets requested"),  # the library's cap on a curve's length
+        ("trials", "no measured network"),  # a study whose results serve every task yet
     ],
+    "POST /studies": [
+        ("tasks", "accepts at most"),  # the strategy's task limit (a length depending on another member)
+        ("tasks", "listed twice"),  # task names unique
+        ("esa_epochs", "applies only"),  # only with the esa strategy
+        ("budgets", "at most"),  # this server's max_budgets
+    ],
+    "POST /trials/{trial_id}:tell": [
+        ("val", "must hold exactly"),  # the tasks the trial's network serves (the server's data)
+        ("test", "must hold exactly"),
+    ],
+    "GET /studies/{study_id}/table": [("trials", "no measured network")],  # the study's results so far
     "POST /groupings": [
         ("problem", ""),  # cross-member rules of a problem (see its schema's description)
         ("budget", "minimum feasible"),  # a budget below the cheapest covering selection

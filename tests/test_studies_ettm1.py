@@ -77,4 +77,4 @@ def test_exhaustive_reproduces_the_table_and_adaptive_needs_fewer_trials(embedde
     print(f"\nETTm1: exhaustive 127 trials, adaptive {trials} trials over {adaptive.out.rounds} rounds; "
           f"adaptive regret (sum of val gains) at budgets 1..7: {regrets}")
     assert trials < 127
-    assert all(r >= -1e-9 for r in regrets)
+    assert all(r >= -1e-9 for r in regrets) and max(regrets) <= 0.05  # measured: 0.0352
