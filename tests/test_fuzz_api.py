@@ -73,7 +73,7 @@ SERVER_RULES: dict[str, list[tuple[str, str]]] = {
         ("budgets", "STEP"),  # a range's step must be > 0 ...
         ("budgets", "STOP"),  # ... and its stop at least its start
         ("budgets", "budgets requested"),  # the library's cap on a curve's length
-        ("trials", "no measured network"),  # a study whose results serve every task yet
+        ("trials", "no measured network"),  # a study whose results do not serve every task yet
     ],
     "POST /studies": [
         ("tasks", "accepts at most"),  # the strategy's task limit (a length depending on another member)
