@@ -377,3 +377,17 @@ def test_a_plain_training_loop_run_is_accepted_and_solved(embedded_client):
     assert grouping.status == "optimal" and grouping.trust is not None
     expected = tracker.result().to_problem_dict("tag")
     assert grouping.objective == pytest.approx(solve(parse_problem(expected), 2).objective)
+
+
+def test_an_embedded_run_survives_a_restart(embedded_settings):
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    with TestClient(create_app(embedded_settings)) as first:
+        run = upload(first)
+        before = first.get(run["links"]["groupings"]).json()
+    with TestClient(create_app(embedded_settings)) as second:  # a new app on the same SQLite file
+        assert second.get(f"/affinity-runs/{run['id']}").json()["matrices"] == RUN["matrices"]
+        after = second.get(run["links"]["groupings"]).json()
+        assert after["stored"] and after["networks"] == before["networks"]
