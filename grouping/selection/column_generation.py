@@ -16,7 +16,8 @@ itself is a further row, in integer cost units (``w_G = 2`` for a full-size grou
 The first row then only tightens the LP relaxation (without it the LP may buy ``K / 2`` full groups).
 The price of a full-size group is ``nu + 2 mu`` (``nu`` alone without half-size singletons).
 
-0. ``Gamma`` starts with the all-task group, every pair and the groups of good partitions
+0. ``Gamma`` starts with the all-task group, every pair (up to ``ALL_PAIRS_TASKS`` tasks, else each
+   task with its ``PAIR_PARTNERS`` best partners) and the groups of good partitions
    (``grouping.selection.partition_search``); the best partition is the integer master's start.
 1. The LP relaxation is grown by exact pricing (``grouping.selection.pricing``) until no full-size
    group has a positive reduced cost ``d(G) = sum_{i in G} max(0, s(G, i) - pi_i) - price``. At every
@@ -31,6 +32,12 @@ The price of a full-size group is ``nu + 2 mu`` (``nu`` alone without half-size 
    is then proven optimal for the whole problem (reduced-cost fixing in the sense of column
    enumeration). Whenever a task may be served alone (``singletons="normalized"`` or half-size
    singletons) the singletons (score 0) are in ``Gamma`` from the start.
+
+With a time limit ``T`` every phase reads one deadline: the starting partitions take up to
+``START_SHARE * T``, column generation runs until ``CG_TIME_SHARE * T``, the integer masters until
+``IP_TIME_SHARE * T`` and iterated local search from the best partition uses what is left. The answer
+is the better of the integer master's selection and that partition, with the best bound met on the way
+(never worse than ``sum_i max_j A[i][j]`` and the group-size bound of ``grouping.selection.size_bound``).
 """
 
 from __future__ import annotations
@@ -47,9 +54,10 @@ from grouping.candidates import group_scores
 from grouping.problem import AffinityProblem
 from grouping.selection.budget import CostScale
 from grouping.selection.mip import has_solution, new_scip, solve_exact
-from grouping.selection.partition_search import good_partitions, partition_value
+from grouping.selection.partition_search import good_partitions, iterated_local_search, partition_value
 from grouping.selection.pricing import GroupPricer, PricingTimeout, TooManyGroups, greedy_groups
 from grouping.selection.result import RawSolution, Selected, settle_bound
+from grouping.selection.size_bound import size_bound
 
 #: groups added per pricing round (best reduced cost first)
 COLUMNS_PER_ROUND = 60
@@ -57,13 +65,30 @@ COLUMNS_PER_ROUND = 60
 ADAPTIVE = 0.3
 #: most groups the gap-closing enumeration may add before optimality is left unproven
 MAX_GAP_COLUMNS = 20_000
+#: share of a time limit after which no further starting partition is searched
+START_SHARE = 0.15
 #: share of a time limit that column generation may use before the integer master must start
 CG_TIME_SHARE = 0.6
+#: share of a time limit the integer masters may use; iterated local search has the rest
+IP_TIME_SHARE = 0.85
+#: up to this many tasks every pair starts in ``Gamma``; beyond, each task's best partners
+ALL_PAIRS_TASKS = 60
+#: best partners per task whose pairs start in ``Gamma`` beyond ``ALL_PAIRS_TASKS``
+PAIR_PARTNERS = 4
+#: name of the method in ``RawSolution.proved_by``
+METHOD = "column_generation"
 
 
 class _Master:
-    """The restricted master LP (GLOP), grown one group at a time. ``limits`` are the rows
-    ``sum_G w[size(G)] x_G <= capacity`` (module docstring: ``k`` and, with half-size singletons, ``K``)."""
+    """The restricted master: an LP (GLOP) over served columns and an integer program over groups.
+
+    The LP holds columns ``(G, S)``, a group ``G`` serving the members ``S`` (score
+    ``sum_{i in S} s(G, i)``, one row per task served, ``w[size(G)]`` in each limit row): the same
+    relaxation as the ``y <= x`` rows (for one group, ``{0 <= y_i <= x}`` is the convex hull of
+    ``x (1_S)``), with ``n + 2`` rows instead of one per member of every group. A priced group serves
+    the members it helps (``s(G, i) > pi_i``). The integer master (:meth:`solve_ip`) is the facility
+    location of the module docstring over the distinct groups. ``limits`` are the rows
+    ``sum_G w[size(G)] x_G <= capacity`` (``k`` and, with half-size singletons, ``K``)."""
 
     def __init__(self, a: np.ndarray, size: Callable[[tuple[int, ...]], str],
                  limits: list[tuple[int, dict[str, int]]]) -> None:
@@ -74,27 +99,34 @@ class _Master:
         self.lp.Objective().SetMaximization()
         self.groups: list[tuple[int, ...]] = []
         self.known: set[tuple[int, ...]] = set()
+        self.columns: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
 
-    def add(self, group: tuple[int, ...]) -> None:
-        if group in self.known:
+    def add(self, group: tuple[int, ...], pi: np.ndarray | None = None) -> None:
+        """Add ``group`` (to the LP serving the members with ``s(G, i) > pi_i``, or all without ``pi``)."""
+        if group not in self.known:
+            self.known.add(group)
+            self.groups.append(group)
+        scores = group_scores(self.a, group)
+        served = tuple(i for i, v in zip(group, scores, strict=True) if pi is None or v > pi[i])
+        if not served or (group, served) in self.columns:
             return
-        self.known.add(group)
-        self.groups.append(group)
+        self.columns.add((group, served))
         x = self.lp.NumVar(0.0, self.lp.infinity(), "")
         for row, (_cap, weight) in zip(self.rows, self.limits, strict=True):
             row.SetCoefficient(x, float(weight[self.size(group)]))
-        for i, score in zip(group, group_scores(self.a, group), strict=True):
-            y = self.lp.NumVar(0.0, self.lp.infinity(), "")
-            self.cover[i].SetCoefficient(y, 1.0)
-            self.lp.Objective().SetCoefficient(y, float(score))
-            link = self.lp.Constraint(-self.lp.infinity(), 0.0)
-            link.SetCoefficient(y, 1.0)
-            link.SetCoefficient(x, -1.0)
+        for i in served:
+            self.cover[i].SetCoefficient(x, 1.0)
+        self.lp.Objective().SetCoefficient(x, float(sum(v for i, v in zip(group, scores, strict=True)
+                                                         if i in served)))
 
-    def solve_lp(self) -> tuple[float, np.ndarray, float]:
-        """``(z_RMP, pi, price)``: ``price`` is the limits' dual price of one full-size group."""
+    def solve_lp(self, deadline: float | None) -> tuple[float, np.ndarray, float] | None:
+        """``(z_RMP, pi, price)``: ``price`` is the limits' dual price of one full-size group; ``None``
+        when ``deadline`` stops the LP before its optimum (the master holds the all-tasks group and is
+        always feasible)."""
+        if deadline is not None:
+            self.lp.SetTimeLimit(max(1, int(1000 * (deadline - time.monotonic()))))
         if self.lp.Solve() != pywraplp.Solver.OPTIMAL:
-            raise RuntimeError("the restricted master holds the all-tasks group and must be feasible")
+            return None
         pi = np.array([c.dual_value() for c in self.cover])
         price = sum(max(0.0, row.dual_value()) * weight["full"]
                     for row, (_cap, weight) in zip(self.rows, self.limits, strict=True))
@@ -137,6 +169,10 @@ def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.01, deadline - time.monotonic())
 
 
+def _passed(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline
+
+
 def _servers(a: np.ndarray, groups: list[tuple[int, ...]]) -> dict[int, tuple[int, ...]]:
     """Task -> the group among ``groups`` that scores it highest (every task is in one of them)."""
     scores = {g: dict(zip(g, group_scores(a, g), strict=True)) for g in groups}
@@ -152,10 +188,33 @@ def _selection(problem: AffinityProblem, a: np.ndarray, groups: list[tuple[int, 
     return [Selected(g, sizes[g], problem.network_costs[sizes[g]], serves[g]) for g in groups]
 
 
-def _trivial_bound(a: np.ndarray, alone: bool) -> float:
-    """``sum_i max_j A[i][j]`` (and 0 when a task may be served ``alone``): no group scores a task higher."""
-    best = np.where(np.eye(len(a), dtype=bool), -np.inf, a).max(axis=1)
-    return float(np.maximum(best, 0.0).sum() if alone else best.sum())
+def _search_free_bound(problem: AffinityProblem, a: np.ndarray, units: dict[str, int],
+                       budget_units: int) -> float:
+    """The smaller of ``sum_i max_j A[i][j]`` (and 0 when a task may be served alone: no group scores
+    a task higher) and the group-size bound of ``grouping.selection.size_bound``."""
+    n = len(a)
+    best = np.where(np.eye(n, dtype=bool), -np.inf, a).max(axis=1) if n > 1 else np.zeros(n)
+    trivial = float(np.maximum(best, 0.0).sum() if problem.serves_alone else best.sum())
+    alone = units["half"] / units["full"] if problem.half_singletons else None
+    if problem.serves_alone and alone is None:
+        alone = 1.0
+    return min(trivial, size_bound(a, budget_units / units["full"], alone))
+
+
+def _starting_pairs(a: np.ndarray) -> list[tuple[int, int]]:
+    """Every pair up to ``ALL_PAIRS_TASKS`` tasks, else each task with its ``PAIR_PARTNERS`` best partners
+    (by ``A[i][j] + A[j][i]``)."""
+    n = len(a)
+    if n <= ALL_PAIRS_TASKS:
+        return list(combinations(range(n), 2))
+    both = a + a.T
+    np.fill_diagonal(both, -np.inf)
+    partners = np.argsort(-both, axis=1)[:, :PAIR_PARTNERS]
+    return sorted({(min(i, int(j)), max(i, int(j))) for i in range(n) for j in partners[i]})
+
+
+def _at(started: float, time_limit: float | None, share: float) -> float | None:
+    return None if time_limit is None else started + share * time_limit
 
 
 def solve_affinity(problem: AffinityProblem, scale: CostScale, budget_units: int,
@@ -163,13 +222,15 @@ def solve_affinity(problem: AffinityProblem, scale: CostScale, budget_units: int
     """Optimal selection within ``budget_units`` (``scale``'s integer units, at least the cheapest
     covering), as in the module docstring.
 
-    With a time limit, column generation stops after ``CG_TIME_SHARE`` of it and the integer master
-    gets the rest; the reported bound is then the best Lagrangian bound (status ``feasible``), never
-    worse than the search-free ``sum_i max_j A[i][j]`` and never on the wrong side of the objective.
+    With a time limit every phase stops at its share of it (module docstring) and the solve returns
+    soon after the limit (what runs past it is one LP or integer-master step that was told the
+    remaining time, and building the answer); the reported bound is then the best Lagrangian bound
+    (status ``feasible``), never worse than the search-free bounds (``sum_i max_j A[i][j]`` and
+    ``grouping.selection.size_bound``) and never on the wrong side of the objective. ``proved_by``
+    is ``METHOD``.
     """
     started = time.monotonic()
-    deadline = None if time_limit is None else started + time_limit
-    cg_deadline = None if time_limit is None else started + CG_TIME_SHARE * time_limit
+    deadline = _at(started, time_limit, 1.0)
     a = problem.score_matrix()
     n = len(a)
     tol = 1e-9 * max(1.0, float(np.abs(a).max()))
@@ -181,50 +242,67 @@ def solve_affinity(problem: AffinityProblem, scale: CostScale, budget_units: int
         limits.append((budget_units // step, {size: u // step for size, u in units.items()}))
     master = _Master(a, problem.network_size, limits)
     master.add(tuple(range(n)))
-    for group in combinations(range(n), 2):
+    for group in _starting_pairs(a):
         master.add(group)
     if problem.serves_alone:
         for i in range(n):
             master.add((i,))
-    partitions = good_partitions(a, k, problem.min_group_size)
+    partitions = good_partitions(a, k, problem.min_group_size, deadline=_at(started, time_limit, START_SHARE))
     for partition in partitions:
         for group in partition:
             master.add(group)
     incumbent = partitions[0] if partitions else [tuple(range(n))]
     pricer = GroupPricer(a)
-    bound = _trivial_bound(a, problem.serves_alone)
-    converged = False
-    try:
-        while not converged:
-            z, pi, price = master.solve_lp()
-            bound = min(bound, z + k * max(0.0, pricer.max_reduced_cost_bound(pi, price)))
-            found = greedy_groups(a, pi, price, tol, COLUMNS_PER_ROUND)
-            if not found:  # exact pricing: proves convergence or finds what the heuristic missed
-                found = pricer.groups_above(pi, price, tol, adaptive=ADAPTIVE, limit=COLUMNS_PER_ROUND,
-                                            deadline=cg_deadline)
-                bound = min(bound, z + k * max(0.0, found[0][0] if found else 0.0))
-                converged = not found
-            for _d, group in found:
-                master.add(group)
-            if cg_deadline is not None and time.monotonic() > cg_deadline:
-                break
-    except PricingTimeout:
-        pass
-    proven, value, chosen = master.solve_ip(_remaining(deadline), incumbent)
-    if converged and bound - value > tol * n and (deadline is None or time.monotonic() < deadline):
+    search_free = _search_free_bound(problem, a, units, budget_units)
+    bound, converged, duals = _generate_columns(master, pricer, k, search_free, tol,
+                                                _at(started, time_limit, CG_TIME_SHARE))
+    ip_deadline = _at(started, time_limit, IP_TIME_SHARE)
+    proven, value, chosen = master.solve_ip(_remaining(ip_deadline), incumbent)
+    if converged and bound - value > tol * n and not _passed(ip_deadline):
+        pi, price = duals
         try:
             for _d, group in pricer.groups_above(pi, price, value - bound - tol, limit=MAX_GAP_COLUMNS,
-                                                 deadline=deadline):
+                                                 deadline=ip_deadline):
                 master.add(group)
         except (TooManyGroups, PricingTimeout):
             pass
         else:
-            proven, value, chosen = master.solve_ip(_remaining(deadline), chosen or incumbent)
+            proven, value, chosen = master.solve_ip(_remaining(ip_deadline), chosen or incumbent)
             bound = value if proven else bound
+    if deadline is not None and len(incumbent) > 1 and bound - value > tol * n:
+        incumbent = iterated_local_search(a, incumbent, problem.min_group_size, deadline)
     start_value = partition_value(a, incumbent)
-    if not chosen or start_value > value + tol * n:  # the time limit cut the master short of its start
+    if not chosen or start_value > value + tol * n:  # the partition search beat the integer master
         chosen, proven, value = incumbent, False, start_value
-    optimal = proven and bound - value <= tol * n
+    optimal = bound - value <= tol * n
     raw = RawSolution("optimal" if optimal else "feasible", _selection(problem, a, chosen),
-                      -value if optimal else -bound)
-    return settle_bound(raw, -_trivial_bound(a, problem.serves_alone))
+                      -value if optimal else -bound, METHOD)
+    return settle_bound(raw, -search_free)
+
+
+def _generate_columns(master: _Master, pricer: GroupPricer, k: int, bound: float, tol: float,
+                      deadline: float | None) -> tuple[float, bool, tuple[np.ndarray, float]]:
+    """Grow the master LP by pricing until no group has a positive reduced cost or ``deadline``;
+    ``(best Lagrangian bound, converged, last duals (pi, price))`` (module docstring, step 1)."""
+    a = pricer.a
+    duals = (np.zeros(len(a)), 0.0)
+    try:
+        while not _passed(deadline):
+            lp = master.solve_lp(deadline)
+            if lp is None:
+                break
+            z, pi, price = lp
+            duals = (pi, price)
+            bound = min(bound, z + k * max(0.0, pricer.max_reduced_cost_bound(pi, price)))
+            found = greedy_groups(a, pi, price, tol, COLUMNS_PER_ROUND, deadline=deadline)
+            if not found:  # exact pricing: proves convergence or finds what the heuristic missed
+                found = pricer.groups_above(pi, price, tol, adaptive=ADAPTIVE, limit=COLUMNS_PER_ROUND,
+                                            deadline=deadline)
+                bound = min(bound, z + k * max(0.0, found[0][0] if found else 0.0))
+                if not found:
+                    return bound, True, duals
+            for _d, group in found:
+                master.add(group, pi)
+    except PricingTimeout:
+        pass
+    return bound, False, duals

@@ -17,10 +17,14 @@ diagonal). With ``R[g, i] = sum_{j in g} A[i][j]`` and ``C[g, i] = sum_{j in g} 
   A[j][i]`` (and symmetrically for ``h``),
 
 so every move and swap is scored at once from ``R`` and ``C``; the search takes the best improving one
-until none is left (a local optimum), from several seeded random balanced starts.
+until none is left (a local optimum), from several seeded random balanced starts. Iterated local
+search (:func:`iterated_local_search`) then kicks the best partition (moves ``KICK`` random tasks to
+random groups) and descends again, keeping the result when it is at least as good, until its deadline.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -28,6 +32,8 @@ from grouping.candidates import group_scores
 
 #: random starts per search
 RESTARTS = 8
+#: share of the tasks (at least two) one kick of iterated local search moves
+KICK = 0.1
 
 
 def _values(sums: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -35,12 +41,16 @@ def _values(sums: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return np.where(sizes >= 2, sums / np.maximum(sizes - 1, 1), 0.0)
 
 
-def local_optimum(a: np.ndarray, label: np.ndarray, k: int, min_size: int, tol: float = 0.0) -> np.ndarray:
+def local_optimum(a: np.ndarray, label: np.ndarray, k: int, min_size: int, tol: float = 0.0,
+                  deadline: float | None = None) -> np.ndarray:
     """Improve the partition ``label`` (task -> group in ``0..k-1``, groups of at least ``min_size``) in
-    place by the best improving move or swap (gain above ``tol``) until none is left; returns it."""
+    place by the best improving move or swap (gain above ``tol``) until none is left, or until
+    ``deadline`` (``time.monotonic()``); returns it."""
     n = len(a)
     tasks = np.arange(n)
     for _ in range(4 * n * n):  # each step strictly improves; the cap only guards against cycling
+        if deadline is not None and time.monotonic() > deadline:
+            return label
         onehot = np.zeros((k, n))
         onehot[label, tasks] = 1.0
         r, c = onehot @ a.T, onehot @ a  # R[g, i], C[g, i]
@@ -79,9 +89,16 @@ def partition_value(a: np.ndarray, groups: list[tuple[int, ...]]) -> float:
     return float(sum(group_scores(a, g).sum() for g in groups))
 
 
-def good_partitions(a: np.ndarray, k: int, min_size: int, seed: int = 0) -> list[list[tuple[int, ...]]]:
+def _groups(label: np.ndarray, k: int) -> list[tuple[int, ...]]:
+    members = [tuple(int(t) for t in np.flatnonzero(label == g)) for g in range(k)]
+    return [group for group in members if group]  # a group may empty when min_size is 1
+
+
+def good_partitions(a: np.ndarray, k: int, min_size: int, seed: int = 0,
+                    deadline: float | None = None) -> list[list[tuple[int, ...]]]:
     """Locally optimal partitions of the ``n`` tasks into ``min(k, n // min_size)`` groups of at least
-    ``min_size`` tasks, one per seeded random balanced start (``RESTARTS``), best value first."""
+    ``min_size`` tasks, one per seeded random balanced start (``RESTARTS``; past ``deadline`` no
+    further start, the current descent stopped where it is), best value first."""
     a = np.asarray(a, dtype=float)
     n = len(a)
     groups = min(k, n // min_size)
@@ -93,7 +110,38 @@ def good_partitions(a: np.ndarray, k: int, min_size: int, seed: int = 0) -> list
     for _ in range(RESTARTS):
         label = np.empty(n, dtype=int)
         label[rng.permutation(n)] = np.arange(n) % groups
-        label = local_optimum(a, label, groups, min_size, tol)
-        members = [tuple(int(t) for t in np.flatnonzero(label == g)) for g in range(groups)]
-        partitions.append([group for group in members if group])  # a group may empty when min_size is 1
+        label = local_optimum(a, label, groups, min_size, tol, deadline)
+        partitions.append(_groups(label, groups))
+        if deadline is not None and time.monotonic() > deadline:
+            break
     return sorted(partitions, key=lambda p: -partition_value(a, p))
+
+
+def iterated_local_search(a: np.ndarray, start: list[tuple[int, ...]], min_size: int, deadline: float,
+                          seed: int = 0) -> list[tuple[int, ...]]:
+    """The best partition found by kicking ``start`` (a partition into groups of at least ``min_size``)
+    and descending again (module docstring) until ``deadline`` (``time.monotonic()``); never worse than
+    ``start``. Kicks leave every group with at least ``min_size`` tasks."""
+    a = np.asarray(a, dtype=float)
+    n, k = len(a), len(start)
+    tol = 1e-12 * max(1.0, float(np.abs(a).max()))
+    rng = np.random.default_rng(seed)
+    best = np.empty(n, dtype=int)
+    for g, group in enumerate(start):
+        best[list(group)] = g
+    best_value = partition_value(a, start)
+    kick = max(2, round(KICK * n))
+    while k > 1 and time.monotonic() < deadline:
+        label = best.copy()
+        sizes = np.bincount(label, minlength=k)
+        for i in rng.choice(n, size=min(kick, n), replace=False):
+            target = int(rng.integers(k))
+            if target != label[i] and sizes[label[i]] > min_size:
+                sizes[label[i]] -= 1
+                sizes[target] += 1
+                label[i] = target
+        label = local_optimum(a, label, k, min_size, tol, deadline)
+        value = partition_value(a, _groups(label, k))
+        if value >= best_value - tol:
+            best, best_value = label, value
+    return _groups(best, k)

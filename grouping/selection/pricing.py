@@ -24,6 +24,12 @@ import numpy as np
 
 #: partial groups expanded per numpy batch (bounds the memory of one level)
 BATCH = 4096
+#: most tasks for which :class:`GroupPricer` keeps the ``n^3`` table of exact pricing (8 MB at 100 tasks)
+EXACT_PRICING_TASKS = 100
+#: most doubles one step of :func:`greedy_groups` holds at once (seeds x members x candidates)
+GREEDY_CELLS = 1 << 21
+#: best partners per task that seed :func:`greedy_groups`
+GREEDY_PARTNERS = 3
 
 
 class TooManyGroups(Exception):
@@ -34,25 +40,30 @@ class PricingTimeout(Exception):
     """The deadline passed before the search finished."""
 
 
-def _top_sums(a: np.ndarray) -> np.ndarray:
-    """``top[i, s, r]`` = sum of the ``r`` largest ``A[i][j]`` over ``j >= s, j != i`` (-inf if fewer)."""
+def _top_sums(a: np.ndarray, starts: int) -> np.ndarray:
+    """``top[i, s, r]`` = sum of the ``r`` largest ``A[i][j]`` over ``j >= s, j != i`` (-inf if fewer),
+    for ``s < starts`` (``starts = 1`` keeps only ``s = 0``: ``n^2`` numbers instead of ``n^3``)."""
     n = len(a)
-    top = np.full((n, n + 1, n + 1), -np.inf)
+    masked = np.asarray(a, dtype=float).copy()
+    np.fill_diagonal(masked, -np.inf)
+    top = np.full((n, starts, n + 1), -np.inf)
     top[:, :, 0] = 0.0
-    for i in range(n):
-        for s in range(n + 1):
-            pool = [a[i, j] for j in range(s, n) if j != i]
-            top[i, s, 1:len(pool) + 1] = np.cumsum(sorted(pool, reverse=True))
+    for s in range(min(starts, n)):
+        top[:, s, 1:n - s + 1] = np.cumsum(-np.sort(-masked[:, s:], axis=1), axis=1)
     return top
 
 
 class GroupPricer:
-    """Finds groups (size >= 2) with a high reduced cost for score matrix ``A`` (zero diagonal)."""
+    """Finds groups (size >= 2) with a high reduced cost for score matrix ``A`` (zero diagonal).
+
+    Exact search (:meth:`groups_above`) is offered up to ``EXACT_PRICING_TASKS`` tasks (``exact``);
+    the search-free :meth:`max_reduced_cost_bound` at any size."""
 
     def __init__(self, a: np.ndarray) -> None:
         self.a = np.asarray(a, dtype=float)
         self.n = len(self.a)
-        self.top = _top_sums(self.a)
+        self.exact = self.n <= EXACT_PRICING_TASKS
+        self.top = _top_sums(self.a, self.n + 1 if self.exact else 1)
 
     def max_reduced_cost_bound(self, pi: np.ndarray, mu: float) -> float:
         """An upper bound on ``max_G d(G)`` without search: in a group of size ``m`` member ``i`` scores at
@@ -60,11 +71,10 @@ class GroupPricer:
         the ``m`` largest ``max(0, top_{m-1}(A[i]) / (m-1) - pi_i)``, minus ``mu``; maximised over ``m``.
         Column generation uses it for a valid Lagrangian bound when exact pricing runs out of time."""
         pi = np.asarray(pi, dtype=float)
-        best = -np.inf
-        for m in range(2, self.n + 1):
-            gains = np.sort(np.maximum(0.0, self.top[:, 0, m - 1] / (m - 1) - pi))
-            best = max(best, float(gains[-m:].sum()) - mu)
-        return best
+        sizes = np.arange(2, self.n + 1)
+        gains = -np.sort(-np.maximum(0.0, self.top[:, 0, sizes - 1] / (sizes - 1) - pi[:, None]), axis=0)
+        best_m = np.cumsum(gains, axis=0)[sizes - 1, np.arange(len(sizes))]  # the m largest, size m
+        return float(best_m.max(initial=-np.inf)) - mu
 
     def groups_above(self, pi: np.ndarray, mu: float, threshold: float, *, adaptive: float = 0.0,
                      limit: int | None = None,
@@ -75,8 +85,11 @@ class GroupPricer:
         to the ``limit``-th best ``d`` found so far: the maximum is still found exactly, with up to
         ``limit`` near-best groups, which is what column generation needs. Without ``adaptive`` the
         list is complete, and more than ``limit`` groups raise :class:`TooManyGroups`. Past
-        ``deadline`` (``time.monotonic()``) it raises :class:`PricingTimeout`.
+        ``deadline`` (``time.monotonic()``) it raises :class:`PricingTimeout`; so does a pricer
+        without the exact search (``exact`` false).
         """
+        if not self.exact:
+            raise PricingTimeout
         self._deadline = deadline
         self._pi, self._mu, self._adaptive = np.asarray(pi, dtype=float), float(mu), adaptive
         self._threshold, self._limit = threshold, limit
@@ -136,32 +149,51 @@ class GroupPricer:
             raise TooManyGroups
 
 
-def greedy_groups(a: np.ndarray, pi: np.ndarray, mu: float, threshold: float,
-                  limit: int) -> list[tuple[float, tuple[int, ...]]]:
-    """Heuristic pricing: grow every pair greedily, one member at a time, by the member that gives the
-    largest ``d`` at the next size; return up to ``limit`` distinct groups met with ``d > threshold``."""
+def greedy_groups(a: np.ndarray, pi: np.ndarray, mu: float, threshold: float, limit: int, *,
+                  deadline: float | None = None) -> list[tuple[float, tuple[int, ...]]]:
+    """Heuristic pricing: grow pairs greedily, one member at a time, by the member that gives the largest
+    ``d`` at the next size; return up to ``limit`` distinct groups met with ``d > threshold``, best first.
+
+    The seeds are each task with its ``GREEDY_PARTNERS`` best partners (by the pair's ``d``), grown in
+    batches of at most ``GREEDY_CELLS`` doubles (seeds x members x candidates) until every seed holds all
+    tasks or ``deadline`` (``time.monotonic()``) passes; then the groups met so far are returned."""
+    a = np.asarray(a, dtype=float)
+    pi = np.asarray(pi, dtype=float)
     n = len(a)
     if n < 2:
         return []
-    first, second = np.triu_indices(n, 1)
-    mask = np.zeros((len(first), n), dtype=bool)
-    mask[np.arange(len(first)), first] = mask[np.arange(len(first)), second] = True
-    sums = a[:, first].T + a[:, second].T
+    gain = np.maximum(0.0, a - pi[:, None])
+    pair = gain + gain.T
+    np.fill_diagonal(pair, -np.inf)
+    partners = np.argsort(-pair, axis=1)[:, :min(GREEDY_PARTNERS, n - 1)]
+    seeds = np.unique(np.sort(np.column_stack([np.repeat(np.arange(n), partners.shape[1]),
+                                               partners.ravel()]), axis=1), axis=0)
+    batch = max(1, GREEDY_CELLS // (n * n))
     found: dict[tuple[int, ...], float] = {}
-    for size in range(2, n + 1):
-        d = np.where(mask, np.maximum(0.0, sums / (size - 1) - pi), 0.0).sum(axis=1) - mu
-        for f in np.flatnonzero(d > threshold):
-            found[tuple(np.flatnonzero(mask[f]).tolist())] = float(d[f])
-        if size == n:
+    for lo in range(0, len(seeds), batch):
+        if deadline is not None and time.monotonic() > deadline:
             break
-        # d after adding candidate c (size + 1 members): members' gains with A[i][c], plus c's own gain
-        grown = (sums[:, :, None] + a[None, :, :]) / size - pi[None, :, None]
-        members_gain = np.where(mask[:, :, None], np.maximum(0.0, grown), 0.0).sum(axis=1)
-        own_gain = np.maximum(0.0, sums / size - pi)
-        score = np.where(mask, -np.inf, members_gain + own_gain)
-        best = score.argmax(axis=1)
-        rows = np.arange(len(mask))
-        mask[rows, best] = True
-        sums = sums + a[:, best].T
+        members = seeds[lo:lo + batch]
+        rows = np.arange(len(members))
+        inside = np.zeros((len(members), n), dtype=bool)
+        inside[rows[:, None], members] = True
+        sums = a[:, members[:, 0]].T + a[:, members[:, 1]].T  # sums[s, i] = sum_{j in G_s} A[i][j]
+        for size in range(2, n + 1):
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            scores = np.take_along_axis(sums, members, axis=1) / (size - 1) - pi[members]
+            d = np.maximum(0.0, scores).sum(axis=1) - mu
+            for f in np.flatnonzero(d > threshold):
+                found[tuple(sorted(members[f].tolist()))] = float(d[f])
+            if size == n:
+                break
+            # d after adding candidate c: the members' gains with A[i][c], plus c's own gain
+            grown = (np.take_along_axis(sums, members, axis=1)[:, :, None] + a[members]) / size
+            members_gain = np.maximum(0.0, grown - pi[members][:, :, None]).sum(axis=1)
+            score = np.where(inside, -np.inf, members_gain + np.maximum(0.0, sums / size - pi))
+            best = score.argmax(axis=1)
+            inside[rows, best] = True
+            members = np.column_stack([members, best])
+            sums = sums + a[:, best].T
     ranked = sorted(((d, g) for g, d in found.items()), key=lambda item: -item[0])
     return ranked[:limit]
