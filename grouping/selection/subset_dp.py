@@ -237,19 +237,42 @@ class SubsetDP:
         return int(nets[int(np.argmin(sums))])
 
 
+def greedy_fill(table: CandidateTable, scale: CostScale, budget_units: int, chosen: list[int]) -> list[int]:
+    """``chosen`` plus networks added one at a time while the budget allows, each time the one whose
+    loss reduction ``sum_t max(0, L(S, t) - L(n, t))`` per cost unit is largest (zero-cost first)."""
+    units = _units(table, scale)
+    loss = table.loss  # +inf where a network does not serve a task: no gain there
+    chosen = list(chosen)
+    current = loss[chosen].min(axis=0)
+    left = budget_units - int(units[chosen].sum())
+    while True:
+        gain = np.maximum(0.0, current - loss).sum(axis=1)
+        useful = (units <= left) & (gain > 0)
+        if not useful.any():
+            return chosen
+        ratio = np.where(useful, gain / np.maximum(units, 1e-9), -np.inf)
+        n = int(np.argmax(ratio))
+        chosen.append(n)
+        current, left = np.minimum(current, loss[n]), left - int(units[n])
+
+
 def subset_dp_solutions(table: CandidateTable, scale: CostScale, budget_units: list[int],
                         time_limit: float | None) -> list[RawSolution]:
     """One optimal selection per budget (integer units) from a single dynamic program up to the largest.
 
-    At the time limit every budget gets the cheapest covering (within each budget by the caller's check)
-    with the search-free :func:`table_lower_bound`, status ``feasible``."""
+    At the time limit (checked between chunks of at most ``_CHUNK_CELLS`` cells, a few hundredths of
+    a second) every budget gets the cheapest covering (within each budget by the caller's check)
+    extended by :func:`greedy_fill`, with the search-free :func:`table_lower_bound`, status
+    ``feasible``."""
     deadline = None if time_limit is None else time.monotonic() + time_limit
     try:
         dp = SubsetDP(table, scale, max(budget_units), deadline)
     except DeadlinePassed:
-        cover = serve_best(table, cheapest_cover(table, scale)[1])
-        return [settle_bound(RawSolution("feasible", cover, None, "subset_dp"),
-                             table_lower_bound(table, scale, units)) for units in budget_units]
+        cover = cheapest_cover(table, scale)[1]
+        filled = [serve_best(table, greedy_fill(table, scale, units, cover)) for units in budget_units]
+        return [settle_bound(RawSolution("feasible", networks, None, "subset_dp"),
+                             table_lower_bound(table, scale, units))
+                for networks, units in zip(filled, budget_units, strict=True)]
     out = []
     for units in budget_units:
         raw = RawSolution("optimal", serve_best(table, dp.selection(units)), dp.optimum(units), "subset_dp")
