@@ -71,6 +71,8 @@ class SurrogateObserver:
 
     def _tracker(self, model: MultiTaskNet, optimizer: torch.optim.Optimizer) -> AffinityTracker:
         if self.tracker is None or self.tracker.optimizer is not optimizer:
+            if self.tracker is not None:  # a new optimizer: keep what was measured so far
+                self._restored = self.tracker.state_dict()
             self.tracker = AffinityTracker(
                 model.backbone.parameters(),
                 optimizer,
