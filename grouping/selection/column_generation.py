@@ -75,6 +75,10 @@ IP_TIME_SHARE = 0.85
 ALL_PAIRS_TASKS = 60
 #: best partners per task whose pairs start in ``Gamma`` beyond ``ALL_PAIRS_TASKS``
 PAIR_PARTNERS = 4
+#: a time-limited solve returns within ``time_limit * (1 + TIME_MARGIN_SHARE) + TIME_MARGIN_SECONDS``
+TIME_MARGIN_SECONDS = 2.0
+#: see ``TIME_MARGIN_SECONDS``
+TIME_MARGIN_SHARE = 0.05
 #: name of the method in ``RawSolution.proved_by``
 METHOD = "column_generation"
 
@@ -132,41 +136,45 @@ class _Master:
                     for row, (_cap, weight) in zip(self.rows, self.limits, strict=True))
         return self.lp.Objective().Value(), pi, price
 
-    def solve_ip(self, time_limit: float | None,
+    def solve_ip(self, deadline: float | None,
                  hint: list[tuple[int, ...]]) -> tuple[bool, float, list[tuple[int, ...]]]:
         """Integer master over all generated groups, started from the selection ``hint`` (generated
-        groups): ``(proven optimal, value, chosen groups)``."""
-        ip = new_scip(time_limit)
+        groups), stopped at ``deadline`` (``time.monotonic()``; building the model counts):
+        ``(proven optimal, value, chosen groups)``."""
+        ip = new_scip(None)
         x = [ip.BoolVar("") for _ in self.groups]
-        served: list[list] = [[] for _ in self.cover]
-        objective = []
+        cover = [ip.Constraint(1.0, 1.0) for _ in self.cover]
+        rows = [ip.Constraint(-ip.infinity(), float(cap)) for cap, _w in self.limits]
+        objective = ip.Objective()
+        objective.SetMaximization()
         server = _servers(self.a, hint)
         start_vars, start_values = [], []
         for g, group in enumerate(self.groups):
+            if _passed(deadline):
+                return False, -np.inf, []
             start_vars.append(x[g])
             start_values.append(float(group in hint))
+            for row, (_cap, weight) in zip(rows, self.limits, strict=True):
+                row.SetCoefficient(x[g], float(weight[self.size(group)]))
             for i, score in zip(group, group_scores(self.a, group), strict=True):
                 y = ip.BoolVar("")
-                ip.Add(y <= x[g])
-                served[i].append(y)
-                objective.append(float(score) * y)
+                link = ip.Constraint(-ip.infinity(), 0.0)
+                link.SetCoefficient(y, 1.0)
+                link.SetCoefficient(x[g], -1.0)
+                cover[i].SetCoefficient(y, 1.0)
+                objective.SetCoefficient(y, float(score))
                 start_vars.append(y)
                 start_values.append(float(server[i] == group))
-        for terms in served:
-            ip.Add(sum(terms) == 1)
-        for cap, weight in self.limits:
-            ip.Add(sum(weight[self.size(group)] * x[g] for g, group in enumerate(self.groups)) <= cap)
-        ip.Maximize(sum(objective))
         ip.SetHint(start_vars, start_values)
+        if deadline is not None:
+            if _passed(deadline):
+                return False, -np.inf, []
+            ip.SetTimeLimit(max(1, int(1000 * (deadline - time.monotonic()))))
         status = solve_exact(ip)
         if not has_solution(status):
             return False, -np.inf, []
         chosen = [self.groups[g] for g in range(len(self.groups)) if x[g].solution_value() > 0.5]
         return status == pywraplp.Solver.OPTIMAL, ip.Objective().Value(), chosen
-
-
-def _remaining(deadline: float | None) -> float | None:
-    return None if deadline is None else max(0.01, deadline - time.monotonic())
 
 
 def _passed(deadline: float | None) -> bool:
@@ -223,8 +231,9 @@ def solve_affinity(problem: AffinityProblem, scale: CostScale, budget_units: int
     covering), as in the module docstring.
 
     With a time limit every phase stops at its share of it (module docstring) and the solve returns
-    soon after the limit (what runs past it is one LP or integer-master step that was told the
-    remaining time, and building the answer); the reported bound is then the best Lagrangian bound
+    within ``TIME_MARGIN_SECONDS`` plus ``TIME_MARGIN_SHARE`` of the limit after it (what runs past it
+    is building the answer and one LP or integer-master step that was told the remaining time); the
+    reported bound is then the best Lagrangian bound
     (status ``feasible``), never worse than the search-free bounds (``sum_i max_j A[i][j]`` and
     ``grouping.selection.size_bound``) and never on the wrong side of the objective. ``proved_by``
     is ``METHOD``.
@@ -257,7 +266,7 @@ def solve_affinity(problem: AffinityProblem, scale: CostScale, budget_units: int
     bound, converged, duals = _generate_columns(master, pricer, k, search_free, tol,
                                                 _at(started, time_limit, CG_TIME_SHARE))
     ip_deadline = _at(started, time_limit, IP_TIME_SHARE)
-    proven, value, chosen = master.solve_ip(_remaining(ip_deadline), incumbent)
+    proven, value, chosen = master.solve_ip(ip_deadline, incumbent)
     if converged and bound - value > tol * n and not _passed(ip_deadline):
         pi, price = duals
         try:
@@ -267,7 +276,7 @@ def solve_affinity(problem: AffinityProblem, scale: CostScale, budget_units: int
         except (TooManyGroups, PricingTimeout):
             pass
         else:
-            proven, value, chosen = master.solve_ip(_remaining(ip_deadline), chosen or incumbent)
+            proven, value, chosen = master.solve_ip(ip_deadline, chosen or incumbent)
             bound = value if proven else bound
     if deadline is not None and len(incumbent) > 1 and bound - value > tol * n:
         incumbent = iterated_local_search(a, incumbent, problem.min_group_size, deadline)

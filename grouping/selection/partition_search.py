@@ -17,7 +17,9 @@ diagonal). With ``R[g, i] = sum_{j in g} A[i][j]`` and ``C[g, i] = sum_{j in g} 
   A[j][i]`` (and symmetrically for ``h``),
 
 so every move and swap is scored at once from ``R`` and ``C``; the search takes the best improving one
-until none is left (a local optimum), from several seeded random balanced starts. Iterated local
+until none is left (a local optimum), from a greedy agglomerative start (:func:`merged_partition`:
+from singletons, merge the two groups whose union raises ``sum_G v(G)`` most, until ``k`` are left)
+and several seeded random balanced starts. Iterated local
 search (:func:`iterated_local_search`) then kicks the best partition (moves ``KICK`` random tasks to
 random groups) and descends again, keeping the result when it is at least as good, until its deadline.
 """
@@ -94,11 +96,45 @@ def _groups(label: np.ndarray, k: int) -> list[tuple[int, ...]]:
     return [group for group in members if group]  # a group may empty when min_size is 1
 
 
+def merged_partition(a: np.ndarray, k: int, min_size: int, deadline: float | None = None) -> np.ndarray:
+    """Greedy agglomeration (module docstring): labels of at most ``k`` groups of at least ``min_size``
+    tasks. With ``W[g, h] = sum_{i in g, j in h} (A[i][j] + A[j][i])``, merging ``g`` and ``h`` changes
+    the value by ``v(S_g + S_h + W[g, h], |g| + |h|) - v(g) - v(h)``. Groups below ``min_size`` at the
+    end join the group that gains most from them; past ``deadline`` merging continues by the first
+    pair of groups instead of the best."""
+    n = len(a)
+    label = np.arange(n)
+    w = a + a.T
+    inner, size = np.zeros(n), np.ones(n)
+    alive = np.ones(n, dtype=bool)
+    while alive.sum() > k or (alive & (size < min_size)).any():
+        groups = np.flatnonzero(alive)
+        if len(groups) == 1:
+            break
+        pair_inner = inner[groups][:, None] + inner[groups][None, :] + w[np.ix_(groups, groups)]
+        gain = _values(pair_inner, size[groups][:, None] + size[groups][None, :]) - (
+            _values(inner[groups], size[groups])[:, None] + _values(inner[groups], size[groups])[None, :])
+        np.fill_diagonal(gain, -np.inf)
+        if alive.sum() <= k:  # only groups below min_size still merge
+            gain[size[groups] >= min_size, :] = -np.inf
+        if deadline is not None and time.monotonic() > deadline:
+            gain = np.where(np.isfinite(gain), 0.0, gain)
+        g, h = (groups[x] for x in np.unravel_index(gain.argmax(), gain.shape))
+        inner[g] += inner[h] + w[g, h]
+        size[g] += size[h]
+        w[g, :] += w[h, :]
+        w[:, g] += w[:, h]
+        alive[h] = False
+        label[label == h] = g
+    return np.unique(label, return_inverse=True)[1]
+
+
 def good_partitions(a: np.ndarray, k: int, min_size: int, seed: int = 0,
                     deadline: float | None = None) -> list[list[tuple[int, ...]]]:
-    """Locally optimal partitions of the ``n`` tasks into ``min(k, n // min_size)`` groups of at least
-    ``min_size`` tasks, one per seeded random balanced start (``RESTARTS``; past ``deadline`` no
-    further start, the current descent stopped where it is), best value first."""
+    """Locally optimal partitions of the ``n`` tasks into at most ``min(k, n // min_size)`` groups of at
+    least ``min_size`` tasks: one from :func:`merged_partition`, then one per seeded random balanced
+    start (``RESTARTS``; past ``deadline`` no further start, the current descent stopped where it
+    is), best value first."""
     a = np.asarray(a, dtype=float)
     n = len(a)
     groups = min(k, n // min_size)
@@ -107,9 +143,12 @@ def good_partitions(a: np.ndarray, k: int, min_size: int, seed: int = 0,
     tol = 1e-12 * max(1.0, float(np.abs(a).max()))
     rng = np.random.default_rng(seed)
     partitions = []
-    for _ in range(RESTARTS):
-        label = np.empty(n, dtype=int)
-        label[rng.permutation(n)] = np.arange(n) % groups
+    for start in range(RESTARTS + 1):
+        if start == 0:
+            label = merged_partition(a, groups, min_size, deadline)
+        else:
+            label = np.empty(n, dtype=int)
+            label[rng.permutation(n)] = np.arange(n) % groups
         label = local_optimum(a, label, groups, min_size, tol, deadline)
         partitions.append(_groups(label, groups))
         if deadline is not None and time.monotonic() > deadline:
