@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from grouping.errors import InputError
 from grouping.problem import parse_problem
 from grouping.selection import solve, solve_curve
 
@@ -116,3 +117,12 @@ def test_time_limited_dynamic_program_returns_a_selection_with_a_bound(solver, f
     assert sorted(t for n in sol.networks for t in n.serves) == sorted(problem.tasks)
     assert sol.bound is not None and math.isfinite(sol.bound)
     assert sol.bound <= sol.objective + 1e-9 * max(1.0, abs(sol.objective))
+
+
+def test_subset_dp_named_on_too_many_tasks_is_refused_with_the_reason():
+    tasks = [f"t{i}" for i in range(30)]
+    problem = parse_problem({"tasks": tasks, "networks": [{"tasks": tasks, "loss": {t: 1.0 for t in tasks}}]})
+    with pytest.raises(InputError) as err:
+        solve(problem, 1.0, solver="subset_dp")
+    assert err.value.field == "solver" and "GiB" in str(err.value)
+    assert solve(problem, 1.0).proved_by == "bip"  # auto goes to the BIP

@@ -2,7 +2,8 @@
 
 Solver ``auto`` picks the method: an explicit table goes to the subset dynamic program
 (:mod:`grouping.selection.subset_dp`) when its size (:class:`~grouping.selection.subset_dp.DPSize`)
-is within :data:`SUBSET_DP_MAX_WORK` and :data:`SUBSET_DP_MAX_MEMORY`, otherwise to the facility-location
+is within :data:`SUBSET_DP_MAX_WORK` (and its tables within ``subset_dp.MAX_MEMORY``), otherwise to the
+facility-location
 BIP; an affinity problem goes to ``bip`` (column generation). A curve answered by the subset DP comes
 from one program up to its largest budget."""
 
@@ -25,7 +26,7 @@ from grouping.selection.budget import CostScale, InfeasibleBudget, cheapest_cove
 from grouping.selection.column_generation import solve_affinity
 from grouping.selection.result import RawSolution, to_solution
 from grouping.selection.solvers import DEFAULT_SOLVER, SOLVERS
-from grouping.selection.subset_dp import dp_size, solve_table_subset_dp, subset_dp_solutions
+from grouping.selection.subset_dp import MAX_MEMORY, dp_size, solve_table_subset_dp, subset_dp_solutions
 
 #: largest affinity problem each enumerating solver accepts (it builds all 2^n groups)
 ENUMERATION_LIMITS: dict[str, int] = {"subset_dp": 12, "branch_and_bound": 8, "brute_force": 7}
@@ -34,8 +35,6 @@ ENUMERATION_LIMITS: dict[str, int] = {"subset_dp": 12, "branch_and_bound": 8, "b
 #: (n = 16, every subset, budget 8: 4.1e8 units, about 3 s), whatever the table's density, while the BIP
 #: ranges from 0.07 s (sparse tables) to minutes (dense ones); past this the BIP is the better bet.
 SUBSET_DP_MAX_WORK = 6e8
-#: ... and up to this many bytes of DP tables
-SUBSET_DP_MAX_MEMORY = 1 << 30
 
 _TABLE_SOLVERS = {
     "bip": solve_table_bip,
@@ -89,7 +88,7 @@ def explicit_method(table: CandidateTable, scale: CostScale, budget_units: int) 
     """The exact method ``auto`` runs on an explicit table: ``subset_dp`` within the size limits, else
     ``bip``."""
     size = dp_size(table, scale, budget_units)
-    fits = size.work <= SUBSET_DP_MAX_WORK and size.memory <= SUBSET_DP_MAX_MEMORY
+    fits = size.work <= SUBSET_DP_MAX_WORK and size.memory <= MAX_MEMORY
     return "subset_dp" if fits else "bip"
 
 

@@ -35,12 +35,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from grouping.candidates import CandidateTable
+from grouping.errors import InputError
 from grouping.selection.branch_and_bound import table_lower_bound
 from grouping.selection.budget import CostScale, cheapest_cover
 from grouping.selection.result import RawSolution, serve_best, settle_bound
 
 #: most (block, remainder) pairs times budget steps evaluated in one vectorised chunk (memory bound)
 _CHUNK_CELLS = 1 << 21
+#: most bytes of the tables ``g`` and ``w`` (:attr:`DPSize.memory`): larger problems are refused
+MAX_MEMORY = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -264,6 +267,11 @@ def subset_dp_solutions(table: CandidateTable, scale: CostScale, budget_units: l
     a second) every budget gets the cheapest covering (within each budget by the caller's check)
     extended by :func:`greedy_fill`, with the search-free :func:`table_lower_bound`, status
     ``feasible``."""
+    size = dp_size(table, scale, max(budget_units))
+    if size.memory > MAX_MEMORY:
+        raise InputError("solver", f"subset_dp would need {size.memory / 2**30:.1f} GiB of tables for "
+                         f"{size.tasks} tasks and {size.steps} budget steps (at most "
+                         f"{MAX_MEMORY / 2**30:g} GiB); use solver 'auto' or 'bip'")
     deadline = None if time_limit is None else time.monotonic() + time_limit
     try:
         dp = SubsetDP(table, scale, max(budget_units), deadline)
