@@ -6,11 +6,12 @@ import hashlib
 import json
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import func, literal, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -159,6 +160,54 @@ def owned(job: Job | None, job_id: str, project: str) -> Job:
     if job is None or job.project != project:
         raise ApiError(404, f"no job {job_id}", field="job_id")
     return job
+
+
+@dataclass(frozen=True)
+class JobListing:
+    """A page of a project's job list: its rows, how many jobs match, and the position (0-based) of
+    the first row among them."""
+
+    rows: list[Job]
+    total: int
+    offset: int
+
+
+def list_jobs(
+    session_factory: sessionmaker[Session],
+    project: str,
+    *,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    after: str | None = None,
+) -> JobListing:
+    """The project's jobs newest first (``created_at``, then ``id``, descending), optionally of one
+    ``status``: ``limit`` of them, skipping ``offset`` after the job ``after`` (keyset paging: the
+    page's rows are read from the index ``(project[, status], created_at, id)`` from the cursor on,
+    so a deep page costs what the first does; without ``after``, from the newest). A 404 naming
+    ``after`` when that job is not one of the project's (deleted, or never existed). Its few reads
+    need no common snapshot: ``session_factory`` may be an autocommit one (no BEGIN/ROLLBACK)."""
+    where = [Job.project == project] + ([Job.status == status] if status else [])
+    key = tuple_(Job.created_at, Job.id)
+    with session_factory() as session:
+        total = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+        position = offset
+        if after is not None:
+            anchor = session.execute(select(Job.project, Job.created_at).where(Job.id == after)).first()
+            if anchor is None or anchor.project != project:
+                raise ApiError(404, f"no job {after} (the cursor of this page)", field="after")
+            cursor = tuple_(literal(anchor.created_at, Job.created_at.type), literal(after, Job.id.type))
+            newer = select(func.count()).select_from(Job).where(*where, key >= cursor)
+            position += session.scalar(newer) or 0
+            where.append(key < cursor)
+        rows = session.scalars(
+            select(Job)
+            .where(*where)
+            .order_by(Job.created_at.desc(), Job.id.desc())
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    return JobListing(rows=list(rows), total=total, offset=position)
 
 
 def cancel_job(session_factory: sessionmaker[Session], job_id: str, project: str) -> Job:

@@ -96,7 +96,9 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("project", "idempotency_key", name="uq_jobs_project_idempotency_key"),
-        Index("ix_jobs_project_status_created", "project", "status", "created_at"),
+        # the job list's keyset pages, newest first, with and without a status (service.jobs.list_jobs)
+        Index("ix_jobs_project_created_id", "project", "created_at", "id"),
+        Index("ix_jobs_project_status_created_id", "project", "status", "created_at", "id"),
         Index("ix_jobs_status_heartbeat", "status", "heartbeat_at"),
     )
 

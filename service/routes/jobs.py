@@ -7,7 +7,7 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import jobs
@@ -80,34 +80,33 @@ def submit_job(
     return jobs.job_out(job)
 
 
-@router.get("/jobs", response_model=JobPage)
+@router.get(
+    "/jobs", response_model=JobPage, responses=problem_responses({404: "no job `after` in this project"})
+)
 def list_jobs(
-    sessions: Sessions,
+    reads: Annotated[sessionmaker[Session], Depends(deps.read_session_factory)],
     project: Project,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     # bounded so the value fits the databases' 64-bit OFFSET (an unbounded one was a 500 on PostgreSQL)
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="jobs to skip (after `after`)")] = 0,
+    after: Annotated[
+        ResourceId | None,
+        Query(description="a job's id: list the jobs older than it (`next` links carry the page's last)"),
+    ] = None,
 ) -> JobPage:
-    """The project's jobs, newest first, optionally of one status."""
-    where = [Job.project == project] + ([Job.status == status] if status else [])
-    with sessions() as session:
-        total = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
-        rows = session.scalars(
-            select(Job)
-            .where(*where)
-            .order_by(Job.created_at.desc(), Job.id.desc())
-            .limit(limit)
-            .offset(offset)
-        ).all()
-    more = offset + len(rows) < total
+    """The project's jobs, newest first, optionally of one status. ``next`` is the URL of the next page
+    (``after`` its last job: keyset paging, as fast deep in the list as at its start); ``offset`` in
+    the answer is the position of the page's first job, ``total`` counts the matching jobs."""
+    page = jobs.list_jobs(reads, project, status=status, limit=limit, offset=offset, after=after)
     query = f"&status={status}" if status else ""
+    more = bool(page.rows) and page.offset + len(page.rows) < page.total
     return JobPage(
-        items=[jobs.job_out(j) for j in rows],
-        total=total,
+        items=[jobs.job_out(j) for j in page.rows],
+        total=page.total,
         limit=limit,
-        offset=offset,
-        next=f"/jobs?limit={limit}&offset={offset + limit}{query}" if more else None,
+        offset=page.offset,
+        next=f"/jobs?limit={limit}&after={page.rows[-1].id}{query}" if more else None,
     )
 
 

@@ -1,0 +1,235 @@
+"""Latency of the job list (``GET /jobs``, which the dashboard's job list pages through) with 10,000
+jobs in PostgreSQL, in server mode over loopback.
+
+Creates a throw-away PostgreSQL database, stores ``--jobs`` jobs of one project (statuses mixed as a
+busy project's: mostly succeeded, some failed, cancelled, queued and running; created over a month)
+and as many of another project (so that the project filter matters), starts ``taskgrouper serve``
+(1 uvicorn worker, Redis for the rate limiter), and walks every page of the list one request at a
+time, following the ``next`` links, ``--repeat`` times: unfiltered and per status, at the dashboard's
+page size (50) and at 100; then the largest page (limit 500) and the dashboard's page itself. It
+prints p50, p99 and the largest latency per walk and writes a Markdown report (``--out``). Target:
+p99 < 100 ms per page.
+
+    nice python3 bench/job_list.py [--jobs 10000] [--repeat 3] [--out bench/results/job_list.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import httpx
+import numpy as np
+import psycopg
+import redis
+from sqlalchemy import insert
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from _fixtures import free_port  # noqa: E402
+
+from service.auth import create_api_key  # noqa: E402
+from service.db import make_engine, make_session_factory, transaction  # noqa: E402
+from service.migrate import upgrade  # noqa: E402
+from service.models import Job  # noqa: E402
+
+PROJECT = "bench"
+#: share of each status among the seeded jobs
+STATUS_MIX = {"succeeded": 0.70, "failed": 0.10, "cancelled": 0.05, "queued": 0.10, "running": 0.05}
+TARGET_MS = 100.0
+
+
+def seed(sessions, project: str, count: int, rng: np.random.Generator) -> None:
+    """``count`` jobs of ``project`` with the statuses of :data:`STATUS_MIX`, created over 30 days."""
+    now = datetime.now(UTC)
+    statuses = rng.choice(list(STATUS_MIX), size=count, p=list(STATUS_MIX.values()))
+    rows = []
+    for i, status in enumerate(statuses):
+        created = now - timedelta(seconds=float(rng.uniform(0, 30 * 86400)))
+        finished = status in ("succeeded", "failed", "cancelled")
+        rows.append(
+            {
+                "id": str(uuid.uuid4()),
+                "project": project,
+                "status": status,
+                "spec": {
+                    "dataset": "digits-attributes",
+                    "methods": ["tag_first_order"],
+                    "training": {"epochs": 10, "seed": i % 1000},
+                },
+                "spec_hash": "bench",
+                "cancel_requested": status == "cancelled",
+                "progress_fraction": 1.0 if status == "succeeded" else float(rng.uniform(0, 1)),
+                "epoch": 5,
+                "step": 50,
+                "total_steps": 100,
+                "eta_seconds": 12.0 if status == "running" else None,
+                "losses": {"digit": 0.31, "even": 0.22},
+                "device": "cpu",
+                "attempts": 0 if status == "queued" else 1,
+                "history": [] if status == "queued" else [{"attempt": 1, "worker": "bench@host"}],
+                "error": {"field": None, "reason": "bench"} if status == "failed" else None,
+                "run_seconds": 30.0 if finished else None,
+                "created_at": created,
+                "started_at": None if status == "queued" else created + timedelta(seconds=2),
+                "finished_at": created + timedelta(seconds=32) if finished else None,
+            }
+        )
+    with transaction(sessions) as session:
+        for start in range(0, len(rows), 1000):
+            session.execute(insert(Job), rows[start : start + 1000])
+
+
+def walk(client: httpx.Client, first: str, repeat: int) -> tuple[list[float], int]:
+    """Latencies (ms) of every page of the list from ``first`` on, ``repeat`` times; and the page count."""
+    latencies: list[float] = []
+    pages = 0
+    for _ in range(repeat):
+        url: str | None = first
+        pages = 0
+        while url:
+            started = time.perf_counter()
+            response = client.get(url)
+            latencies.append((time.perf_counter() - started) * 1000)
+            response.raise_for_status()
+            url = response.json()["next"]
+            pages += 1
+    return latencies, pages
+
+
+def row(name: str, latencies: list[float], pages: int) -> str:
+    p50, p99 = np.percentile(latencies, [50, 99])
+    verdict = "yes" if p99 < TARGET_MS else "NO"
+    return (
+        f"| {name} | {pages} | {len(latencies)} | {p50:.1f} | {p99:.1f} | {max(latencies):.1f} | {verdict} |"
+    )
+
+
+def measure(base: str, key: str, repeat: int) -> list[str]:
+    lines = [
+        "| walk | pages | requests | p50 ms | p99 ms | max ms | p99 < 100 ms |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+        for _ in range(20):  # warm-up: connections, caches
+            client.get("/jobs?limit=50").raise_for_status()
+        walks = [("all jobs, limit 50 (the dashboard's page)", "/jobs?limit=50"),
+                 ("all jobs, limit 100", "/jobs?limit=100")]
+        walks += [(f"status={status}, limit 50", f"/jobs?limit=50&status={status}") for status in STATUS_MIX]
+        for name, first in walks:
+            latencies, pages = walk(client, first, repeat)
+            lines.append(row(name, latencies, pages))
+            print(lines[-1], flush=True)
+        big = []
+        for _ in range(20 * repeat):
+            started = time.perf_counter()
+            client.get("/jobs?limit=500").raise_for_status()
+            big.append((time.perf_counter() - started) * 1000)
+        lines.append(row("first page, limit 500 (the largest)", big, 1))
+        page = []
+        for _ in range(20 * repeat):
+            started = time.perf_counter()
+            client.get("/dashboard").raise_for_status()
+            page.append((time.perf_counter() - started) * 1000)
+        lines.append(row("GET /dashboard (the page itself, static)", page, 1))
+        print("\n".join(lines[-2:]), flush=True)
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "TASKGROUPER_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+        help="a PostgreSQL server where a throw-away database may be created",
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--jobs", type=int, default=10_000, help="jobs of the measured project")
+    parser.add_argument("--repeat", type=int, default=3, help="walks through every page of each list")
+    parser.add_argument("--out", type=Path, default=None, help="write the Markdown report here")
+    args = parser.parse_args()
+
+    tag = uuid.uuid4().hex[:8]
+    name = f"taskgrouper_bench_{tag}"
+    admin_url = make_url(args.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(args.database_url).set(database=name).render_as_string(hide_password=False)
+    server = None
+    try:
+        upgrade(url)
+        engine = make_engine(url)
+        sessions = make_session_factory(engine)
+        rng = np.random.default_rng(0)
+        started = time.perf_counter()
+        seed(sessions, PROJECT, args.jobs, rng)
+        seed(sessions, "other", args.jobs, rng)
+        with engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE jobs")
+        print(f"seeded {2 * args.jobs} jobs in {time.perf_counter() - started:.1f} s", flush=True)
+        key = create_api_key(sessions, PROJECT, name="job_list")[1]
+        engine.dispose()
+        port = free_port()
+        with TemporaryDirectory() as home:
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith("TASKGROUPER_")},
+                "TASKGROUPER_DATABASE_URL": url,
+                "TASKGROUPER_BROKER_URL": args.redis_url,
+                "TASKGROUPER_HOME": home,
+                "TASKGROUPER_TRAINING_QUEUE": f"bench-training-{tag}",
+                "TASKGROUPER_RATE_LIMIT_REQUESTS": "100000000",  # counted in Redis, never reached
+            }
+            server = subprocess.Popen(
+                [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(600):
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            lines = measure(base, key, args.repeat)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        redis.Redis.from_url(args.redis_url).close()
+    load = os.getloadavg()
+    facts = (
+        f"{args.jobs} jobs of the measured project and {args.jobs} of another in PostgreSQL; "
+        f"`taskgrouper serve` (server mode, 1 uvicorn worker) and this client on loopback, one request "
+        f"at a time, every page walked {args.repeat} times; {os.cpu_count()} CPUs "
+        f"({platform.processor() or platform.machine()}), load average at the end "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
+    )
+    print(facts)
+    if args.out is not None:
+        args.out.write_text(
+            "# Job list latency with 10,000 jobs\n\n"
+            "`nice python3 bench/job_list.py --out bench/results/job_list.md`\n\n"
+            f"{facts}\n\n" + "\n".join(lines) + "\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
