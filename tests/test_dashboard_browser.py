@@ -22,11 +22,10 @@ import httpx
 import pytest
 from child_processes import Processes, running_in
 from conftest import make_key, service_env, stored_job
+from playwright import sync_api as playwright
 from test_fault_worker import free_port
 
 from service.settings import Settings
-
-playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
 
 pytestmark = [pytest.mark.slow]
 
