@@ -20,8 +20,9 @@ the optimizer's current state, so it matches the real step exactly:
 :func:`lookahead_losses` then writes θ_s − u_i into the shared parameters, calls the caller's closure
 for every task's loss, and restores θ_s bit for bit. During each call every module's buffers (BatchNorm
 running statistics and counters) are saved at the module's first forward and written back afterwards,
-and the random number generators are forked, so a measurement changes neither the buffers nor what the
-training draws next, and every lookahead forward sees the same random state (e.g. dropout masks).
+and the random generators' states restored, so a measurement changes neither the buffers nor what the
+training draws next, and every lookahead forward starts from the same buffers and random state (e.g.
+dropout masks).
 """
 
 from __future__ import annotations
@@ -149,16 +150,17 @@ def lookahead_losses(
 ) -> torch.Tensor:
     """L[i, j] = L_j(θ_s − u_i): ``losses()`` (every task's loss, a (T,) tensor, on the batch the
     lookahead is measured on) with task i's update applied to the shared ``params``; heads and other
-    parameters unchanged (TAG eq. 1's numerator). ``params`` hold θ_s again on return."""
+    parameters unchanged (TAG eq. 1's numerator). Every call starts from the same buffers and random
+    state; ``params`` hold θ_s again on return."""
     saved = [p.detach().clone() for p in params]
     rows = []
     try:
-        with torch.no_grad():
+        with torch.no_grad(), side_effects_undone(params) as rewind:
             for i in range(updates[0].shape[0] if updates else 0):
                 for p, theta, u in zip(params, saved, updates, strict=True):
                     p.copy_(theta - u[i])
-                with side_effects_undone(params):
-                    rows.append(losses())
+                rewind()
+                rows.append(losses())
     finally:
         with torch.no_grad():
             for p, theta in zip(params, saved, strict=True):
@@ -167,10 +169,11 @@ def lookahead_losses(
 
 
 @contextlib.contextmanager
-def side_effects_undone(params: Sequence[torch.Tensor]) -> Iterator[None]:
-    """Within the block, the buffers of every module that runs a forward pass are restored when it
-    ends (saved at the module's first forward), and the random generators of the CPU and of the
-    devices of ``params`` are forked."""
+def side_effects_undone(params: Sequence[torch.Tensor]) -> Iterator[Callable[[], None]]:
+    """Within the block, every module that runs a forward pass has its buffers saved at its first
+    forward; on leaving, those buffers and the random generators of the CPU and of the devices of
+    ``params`` are put back as they were on entering. Yields ``rewind()``, which does the same
+    inside the block (so that several forwards start from the same state)."""
     saved: dict[int, tuple[torch.nn.Module, dict[str, torch.Tensor]]] = {}
 
     def keep(module: torch.nn.Module, args: object) -> None:
@@ -179,16 +182,24 @@ def side_effects_undone(params: Sequence[torch.Tensor]) -> Iterator[None]:
             saved[id(module)] = (module, buffers)
 
     devices = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
-    handle = torch.nn.modules.module.register_module_forward_pre_hook(keep)
-    try:
-        with torch.random.fork_rng(devices=devices):
-            yield
-    finally:
-        handle.remove()
+    cpu_state = torch.get_rng_state()
+    device_states = [torch.cuda.get_rng_state(d) for d in devices]
+
+    def rewind() -> None:
+        torch.set_rng_state(cpu_state)
+        for device, state in zip(devices, device_states, strict=True):
+            torch.cuda.set_rng_state(state, device)
         with torch.no_grad():
             for module, buffers in saved.values():
                 for name, value in buffers.items():
                     module._buffers[name].copy_(value)
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(keep)
+    try:
+        yield rewind
+    finally:
+        handle.remove()
+        rewind()
 
 
 def _groups(optimizer: torch.optim.Optimizer) -> dict[torch.Tensor, dict]:
