@@ -94,6 +94,9 @@ def test_a_failed_job_through_the_cli_names_its_failing_step(server, tmp_path):
     [failure] = [line for line in logs.stdout.splitlines() if "job failed" in line]
     assert "[load_dataset]" in failure and "step=load_dataset" in failure and "no-such-column" in failure
 
+    followed = taskgrouper("jobs", "logs", job["id"], "--follow", env=env)  # the job has ended: returns
+    assert followed.returncode == 0 and followed.stdout == logs.stdout
+
     entries = json.loads(taskgrouper("jobs", "logs", job["id"], "--json", env=env).stdout)["entries"]
     [entry] = [e for e in entries if e["level"] == "WARNING"]
     assert entry["step"] == "load_dataset" and entry["attempt"] == 1
