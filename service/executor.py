@@ -27,6 +27,9 @@ class JobExecutor(Protocol):
     def submit(self, job_id: str) -> None:
         """Schedule the job (its row exists and is ``queued``); raise if it cannot be scheduled."""
 
+    def submit_trial(self, trial_id: str) -> None:
+        """Schedule a builtin study's trial (``worker.trials.run_trial``); raise if it cannot be."""
+
     def check(self) -> None:
         """Raise if jobs cannot be scheduled now (readiness)."""
 
@@ -47,6 +50,11 @@ class CeleryExecutor:
         from worker.celery_app import RUN_JOB
 
         self.app.send_task(RUN_JOB, args=[job_id], queue=self.settings.training_queue, retry=False)
+
+    def submit_trial(self, trial_id: str) -> None:
+        from worker.celery_app import RUN_TRIAL
+
+        self.app.send_task(RUN_TRIAL, args=[trial_id], queue=self.settings.training_queue, retry=False)
 
     def check(self) -> None:
         with self.app.connection_for_write() as connection:
@@ -82,6 +90,18 @@ class InProcessExecutor:
                 precompute(self.session_factory, job_id, time_limit=self.settings.solve_time_limit)
         except Exception:
             log.exception("embedded job %s", job_id)
+
+    def submit_trial(self, trial_id: str) -> None:
+        self.pool.submit(self._run_trial, trial_id)
+
+    def _run_trial(self, trial_id: str) -> None:
+        from worker.trials import run_trial
+
+        try:
+            for new in run_trial(trial_id, self.session_factory, worker="embedded", stop=self.stop):
+                self.submit_trial(new)
+        except Exception:
+            log.exception("embedded trial %s", trial_id)
 
     def resume_pending(self) -> list[str]:
         """Resubmit jobs a previous process left ``queued`` or ``running``; their ids."""

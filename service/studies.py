@@ -31,10 +31,12 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from grouping.data import BUILTIN_DATASETS
 from grouping.errors import InputError
 from grouping.problem import ExplicitProblem
 from grouping.selection import InfeasibleBudget
 from grouping.studies import MAX_TASKS, Measurement, NetworkKey, StudyPlan, initial_networks, next_networks
+from grouping.training import ModelConfig, TrainingConfig
 from service.db import transaction
 from service.groupings import budget_key, per_budget_limit, solve_timed
 from service.jsonsafe import json_safe
@@ -84,6 +86,18 @@ def create_study(sessions: sessionmaker[Session], body: StudyCreate, *, project:
                          f"tasks, got {len(body.tasks)}")
     if body.esa_epochs is not None and body.strategy != "esa":
         raise InputError("esa_epochs", f"applies only to the esa strategy, not {body.strategy!r}")
+    config: dict[str, Any] = {"esa_epochs": body.esa_epochs} if body.esa_epochs else {}
+    if body.execution == "builtin":
+        if body.dataset not in BUILTIN_DATASETS:
+            raise InputError("dataset", f"a builtin study trains on a built-in dataset "
+                             f"({', '.join(sorted(BUILTIN_DATASETS))}), got {body.dataset!r}")
+        config |= {"dataset": body.dataset,
+                   "model": (body.model or ModelConfig()).model_dump(mode="json"),
+                   "training": (body.training or TrainingConfig()).model_dump(mode="json")}
+    else:
+        extra = [name for name in ("dataset", "model", "training") if getattr(body, name) is not None]
+        if extra:
+            raise InputError(extra[0], "applies only to a builtin study (execution: builtin)")
     costs = body.costs.model_dump()
     budgets = body.budgets or default_budgets(len(body.tasks), costs, body.half_singletons)
     if len(budgets) > max_budgets:
@@ -92,7 +106,7 @@ def create_study(sessions: sessionmaker[Session], body: StudyCreate, *, project:
         id=new_id(), project=project, name=body.name, tasks=list(body.tasks), strategy=body.strategy,
         execution=body.execution, value_kind=body.value_kind, costs=costs,
         half_singletons=body.half_singletons, budgets=sorted(set(budgets)),
-        config={"esa_epochs": body.esa_epochs} if body.esa_epochs else {}, seed=body.seed,
+        config=config, seed=body.seed,
         lease_seconds=body.lease_seconds, max_attempts=body.max_attempts, state="running", rounds=1,
         created_at=utcnow(),
     )
@@ -164,6 +178,9 @@ def ask(sessions: sessionmaker[Session], study_id: str, project: str, worker: st
         if sqlite:  # take SQLite's write lock first: the reads below then see the latest commits
             _lock(session, study_id)
         study = owned_study(session, study_id, project)
+        if study.execution == "builtin":
+            raise StudyError(409, f"study {study_id} is builtin: its trials run on the workers",
+                             reason="builtin")
         now = utcnow()
         _fail_exhausted(session, study, now)
         expired = and_(Trial.state == "running", Trial.lease_expires_at < now)
@@ -174,22 +191,98 @@ def ask(sessions: sessionmaker[Session], study_id: str, project: str, worker: st
             trial = session.scalar(query if sqlite else query.with_for_update(skip_locked=True))
             if trial is None:
                 break
-            lease = new_id()
-            claimed = session.execute(
-                update(Trial)
-                .where(Trial.id == trial.id, Trial.state == trial.state,
-                       _same(Trial.lease_id, trial.lease_id))
-                .values(state="running", attempts=Trial.attempts + 1, lease_id=lease,
-                        lease_expires_at=now + timedelta(seconds=study.lease_seconds), heartbeat_at=now,
-                        worker=worker, started_at=now)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if claimed:
-                session.refresh(trial)
+            if _claim(session, study, trial, worker, now):
                 return trial
         if _advance(session, study):
             return None
         raise StudyError(410, f"study {study_id} is complete: every trial has ended", reason="complete")
+
+
+def _claim(session: Session, study: Study, trial: Trial, worker: str | None, now: Any) -> bool:
+    """Lease ``trial`` (as read: waiting, or running under an expired lease) to ``worker`` if no one
+    changed it since (compare-and-set); ``trial`` is refreshed when claimed."""
+    claimed = session.execute(
+        update(Trial)
+        .where(Trial.id == trial.id, Trial.state == trial.state, _same(Trial.lease_id, trial.lease_id))
+        .values(state="running", attempts=Trial.attempts + 1, lease_id=new_id(),
+                lease_expires_at=now + timedelta(seconds=study.lease_seconds), heartbeat_at=now,
+                worker=worker, started_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed:
+        session.refresh(trial)
+    return bool(claimed)
+
+
+def claim_trial(sessions: sessionmaker[Session], trial_id: str, worker: str) -> tuple[Trial, Study] | None:
+    """A worker's claim of one builtin trial (its queue message): the leased trial and its study, or
+    ``None`` when there is nothing to run — the trial is missing or finished (a redelivered message),
+    runs under another live lease (a duplicate message), or lost its last allowed lease (it fails)."""
+    with transaction(sessions) as session:
+        trial = session.get(Trial, trial_id)
+        if trial is None or trial.state in ("succeeded", "failed"):
+            return None
+        study = session.get(Study, trial.study_id)
+        now = utcnow()
+        _fail_exhausted(session, study, now)
+        session.refresh(trial)
+        if trial.state == "failed" or (trial.state == "running" and trial.lease_expires_at >= now):
+            if trial.state == "failed":
+                _advance(session, study)
+            return None
+        return (trial, study) if _claim(session, study, trial, worker, now) else None
+
+
+def fail_trial(sessions: sessionmaker[Session], trial_id: str, lease: str, error: dict[str, Any]) -> bool:
+    """End the leased trial ``failed`` with ``error`` (its input cannot train: it is not retried); the
+    study advances. Whether the lease was still this caller's."""
+    with transaction(sessions) as session:
+        trial = session.get(Trial, trial_id)
+        if trial is None:
+            return False
+        study = session.get(Study, trial.study_id)
+        _lock(session, study.id)
+        now = utcnow()
+        if not _update_leased(session, trial, lease, now, state="failed", lease_id=None, error=error,
+                              finished_at=now):
+            return False
+        _advance(session, study)
+        return True
+
+
+def waiting_trials(sessions: sessionmaker[Session], study_id: str, after_round: int = 0) -> list[str]:
+    """The ids of the study's waiting trials of rounds after ``after_round``, in order (to publish)."""
+    with sessions() as session:
+        return list(session.scalars(
+            select(Trial.id).where(Trial.study_id == study_id, Trial.state == "waiting",
+                                   Trial.round > after_round).order_by(Trial.number)))
+
+
+def expired_builtin_trials(sessions: sessionmaker[Session]) -> list[str]:
+    """One sweep of the workers' trial reaper: builtin trials whose lease expired (their worker died)
+    go back to ``waiting``, or fail after ``max_attempts``; the ids to publish again."""
+    now = utcnow()
+    with transaction(sessions) as session:
+        rows = session.execute(
+            select(Trial.id, Trial.lease_id, Trial.attempts, Study.max_attempts, Study.id)
+            .join(Study, Study.id == Trial.study_id)
+            .where(Study.execution == "builtin", Trial.state == "running", Trial.lease_expires_at < now)
+        ).all()
+        again = []
+        for trial_id, lease, attempts, max_attempts, study_id in rows:
+            exhausted = attempts >= max_attempts
+            values = ({"state": "failed", "finished_at": now,
+                       "error": {"reason": f"its worker was lost on each of its {attempts} attempts"}}
+                      if exhausted else {"state": "waiting"})
+            changed = session.execute(
+                update(Trial).where(Trial.id == trial_id, Trial.lease_id == lease, Trial.state == "running")
+                .values(lease_id=None, **values).execution_options(synchronize_session=False)
+            ).rowcount
+            if changed and exhausted:
+                _advance(session, session.get(Study, study_id))
+            elif changed:
+                again.append(trial_id)
+    return again
 
 
 def _same(column: Any, value: Any) -> Any:

@@ -11,7 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.schemas import Name, ResourceId, Seed, SolutionOut
+from grouping.training import ModelConfig
+from service.schemas import JobTraining, Name, ResourceId, Seed, SolutionOut
 
 STUDY_STRATEGIES = ("exhaustive", "pairwise", "esa", "adaptive")
 #: the largest magnitude of a reported value
@@ -39,14 +40,19 @@ class StudyCreate(BaseModel):
     ``pairwise``: singles and pairs, 3+-task networks predicted by Standley's HOA; ``esa``: every task
     set for ``esa_epochs``; ``adaptive``: pairs first, then in rounds the networks its selections at
     ``budgets`` rely on), trained by callers who ask for trials and tell their values
-    (``execution: external``). ``value_kind``: ``loss`` (minimised) or ``score`` (maximised, e.g. gains)."""
+    (``execution: external``), or trained by the workers (``builtin``: each trial a task on the training
+    queue, the surrogate ``model`` trained with ``training`` on the built-in ``dataset``, every network
+    seeded with ``seed``). ``value_kind``: ``loss`` (minimised) or ``score`` (maximised, e.g. gains)."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: Name = "study"
     tasks: list[Name] = Field(min_length=1, max_length=MAX_STUDY_TASKS)
     strategy: Literal["exhaustive", "pairwise", "esa", "adaptive"] = "exhaustive"
-    execution: Literal["external"] = "external"
+    execution: Literal["external", "builtin"] = "external"
+    dataset: Name | None = Field(None, description="builtin only: the built-in dataset to train on")
+    model: ModelConfig | None = Field(None, description="builtin only (default: the library's)")
+    training: JobTraining | None = Field(None, description="builtin only (its seed is the study's)")
     value_kind: Literal["loss", "score"] = "loss"
     costs: StudyCosts = Field(default_factory=StudyCosts)
     half_singletons: bool = Field(False, description="add a half-size single-task network per task")

@@ -19,6 +19,7 @@ from service.settings import Settings, get_settings
 
 RUN_JOB = "taskgrouper.run_job"
 SOLVE_GROUPINGS = "taskgrouper.solve_groupings"
+RUN_TRIAL = "taskgrouper.run_trial"
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -29,6 +30,7 @@ def create_celery(settings: Settings) -> Celery:
         task_routes={
             RUN_JOB: {"queue": settings.training_queue},
             SOLVE_GROUPINGS: {"queue": settings.solve_queue},
+            RUN_TRIAL: {"queue": settings.training_queue},
         },
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -25,16 +25,17 @@ from service import presence
 from service.db import make_engine, make_session_factory
 from service.groupings import precompute
 from service.settings import Settings, get_settings
-from worker.celery_app import RUN_JOB, SOLVE_GROUPINGS, app
+from worker.celery_app import RUN_JOB, RUN_TRIAL, SOLVE_GROUPINGS, app
 from worker.heartbeat import Heartbeat
 from worker.reaper import Reaper, broker_start_time
 from worker.runner import run_job
+from worker.trials import TrialReaper, run_trial
 
 log = logging.getLogger(__name__)
 
 #: set when this worker process is shutting down (SIGTERM): running jobs stop at their next step
 STOP = threading.Event()
-_reaper: list[Reaper] = []
+_reaper: list[Reaper | TrialReaper] = []
 _presence: list[Callable[[], None]] = []
 
 
@@ -47,6 +48,11 @@ def session_factory() -> sessionmaker[Session]:
 def publish_job(job_id: str) -> None:
     """Queue a run of job ``job_id`` (used by the reaper)."""
     app.send_task(RUN_JOB, args=[job_id], queue=get_settings().training_queue)
+
+
+def publish_trial(trial_id: str) -> None:
+    """Queue a run of a builtin study's trial (used by the trial reaper)."""
+    app.send_task(RUN_TRIAL, args=[trial_id], queue=get_settings().training_queue)
 
 
 @signals.worker_ready.connect
@@ -64,6 +70,9 @@ def _start_reaper(sender: Any = None, **_: Any) -> None:
     )
     reaper.start()
     _reaper.append(reaper)
+    trials = TrialReaper(session_factory(), settings.reap_interval, publish_trial)
+    trials.start()
+    _reaper.append(trials)
 
 
 @signals.worker_shutting_down.connect
@@ -120,3 +129,13 @@ def run_job_task(self: Task, job_id: str) -> str:
 def solve_groupings_task(job_id: str) -> int:
     """Solve and store the job's groupings at every default budget (idempotent)."""
     return precompute(session_factory(), job_id, time_limit=get_settings().solve_time_limit)
+
+
+@app.task(name=RUN_TRIAL, bind=True)
+def run_trial_task(self: Task, trial_id: str) -> int:
+    """Train a builtin study's trial (``worker.trials``; a finished or held trial is left alone) and
+    publish the next round of an adaptive study it completed; how many were published."""
+    published = run_trial(trial_id, session_factory(), worker=self.request.hostname, stop=STOP)
+    for new in published:
+        publish_trial(new)
+    return len(published)

@@ -10,6 +10,7 @@ lease puts a trial back), or 410 once the study is complete. ``:heartbeat`` exte
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Literal
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service import studies
 from service.errors import ApiError, problem_responses
+from service.executor import JobExecutor
 from service.models import Study, Trial
 from service.routes import deps
 from service.schemas import ResourceId, SolutionOut
@@ -39,6 +41,7 @@ from service.study_schemas import (
     TrialState,
 )
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["studies"])
 Sessions = Annotated[sessionmaker[Session], Depends(deps.session_factory)]
 Project = Annotated[str, Depends(deps.project)]
@@ -62,13 +65,24 @@ def refusals() -> Iterator[None]:
         raise ApiError(exc.status, exc.detail, **exc.extra) from None
 
 
-@router.post("/studies", status_code=201, response_model=StudyOut)
+@router.post("/studies", status_code=201, response_model=StudyOut,
+             responses=problem_responses({503: "a builtin study's trials could not be queued"}))
 def create_study(body: StudyCreate, response: Response, sessions: Sessions, project: Project,
-                 settings: Annotated[Settings, Depends(deps.settings)]) -> StudyOut:
+                 settings: Annotated[Settings, Depends(deps.settings)],
+                 executor: Annotated[JobExecutor, Depends(deps.executor)]) -> StudyOut:
     """Create a study and its first trials (422 naming ``tasks`` beyond the strategy's limit:
-    exhaustive/esa/adaptive 10, pairwise 40)."""
+    exhaustive/esa/adaptive 10, pairwise 40). A builtin study's trials are queued for the workers
+    at once (embedded mode: this process's pool)."""
     study = studies.create_study(sessions, body, project=project, max_budgets=settings.max_budgets)
     response.headers["Location"] = f"/studies/{study.id}"
+    if study.execution == "builtin":
+        try:
+            for trial_id in studies.waiting_trials(sessions, study.id):
+                executor.submit_trial(trial_id)
+        except Exception:
+            log.exception("study %s: trials not queued", study.id)
+            raise ApiError(503, "the job queue is unavailable; the study was created but its trials "
+                           "were not all queued", study_id=study.id) from None
     with sessions() as session:
         return studies.study_out(session, study)
 
