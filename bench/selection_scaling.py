@@ -1,103 +1,295 @@
-"""Scaling of the affinity ``bip`` solver against TAG-style exhaustive enumeration (issue 2 targets).
+"""Scaling of affinity-form network selection (``bip``: column generation) on structured instances.
 
-For random pairwise-affinity instances with n = 9, 12, 16, 20, 25, 30 tasks (``singletons="forbid"``,
-k = round(n / 3) groups), prints the ``bip`` (column generation) solve time, status and gap, beside the
-time of enumerating every combination of k groups of >= 2 tasks in plain Python, as TAG's notebook
-does (capped; past the cap the projected time from the measured rate is printed; past 2^20 groups it
-is not started). Run with one core:
+Instances (``singletons="forbid"``, budget k = the number of full-size networks):
 
-    OMP_NUM_THREADS=1 taskset -c 0 python3 bench/selection_scaling.py [--sizes 9,12] [--cap 120]
+* planted clusters with noise (:func:`planted`): unequal clusters, each row scaled by its own
+  strength (asymmetric), affinities within a cluster uniform in [0.3, 1), between clusters normal
+  around -0.1 (many negative), n = 40, 60, 100, 500 at several k (and n = 7, small enough for the
+  exact reference);
+* a TAG matrix the project computed itself (``bench/selection_tag36.json``: ``taskgrouper affinity``,
+  ``tag_first_order``, on the built-in ``synthetic`` dataset with 8 clusters of 4 tasks and 2
+  conflicting pairs = 36 tasks; half-size singletons allowed; cached so reruns do not retrain).
+
+Per instance it prints, for the solver of this tree, status, gap, seconds and ``proved_by``, beside
+
+* the previous method: ``bip`` of the commit before this work (``PREVIOUS_COMMIT``, checked out in a
+  temporary ``git worktree`` and run in a subprocess with the same time limit, at the same time as
+  this tree's solve of the same instance; not run past
+  ``--previous-max-tasks``, where its pricing's O(n^4) temporaries would exhaust memory);
+* an independent exact reference where one finishes: plain-Python enumeration of every selection of
+  at most k groups (only tiny n; ``--reference-max-tasks``), otherwise "none finishes";
+* a simple iterated local search (:func:`simple_ils`, independent of the package: random single-task
+  moves, a random kick of the best partition after ``n k`` failed moves) given the solver's wall time;
+  the last column is how much better it is than the solver (must be <= 0).
+
+The explicit form (``bench/selection_explicit.py``, all-subset tables) is included as a second section
+when that module is present. The report goes to ``--out`` (default
+``bench/results/selection_scaling.md``), with the load average before and after the run.
+
+    nice python3 bench/selection_scaling.py [--only planted-40] [--no-explicit]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import itertools
-import math
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
+from grouping.candidates import group_scores
 from grouping.problem import parse_problem
 from grouping.selection import solve
 
+ROOT = Path(__file__).resolve().parent
+#: the commit before this solver: its ``bip`` is the previous method
+PREVIOUS_COMMIT = "56eaa0759f298a9d8068bc1b585167b0f753afc9"
+TAG36 = ROOT / "selection_tag36.json"
 
-def instance(n: int, seed: int) -> dict:
-    """Affinities uniform in [-0.2, 1) off the diagonal, self-affinities in [1, 2)."""
+_PREVIOUS_SCRIPT = """
+import json, sys, time
+from grouping.problem import parse_problem
+from grouping.selection import solve
+problem = parse_problem(json.load(open(sys.argv[1])))
+started = time.perf_counter()
+sol = solve(problem, float(sys.argv[2]), solver="bip", time_limit=float(sys.argv[3]))
+print(json.dumps({"status": sol.status, "objective": sol.objective, "bound": sol.bound, "gap": sol.gap,
+                  "seconds": time.perf_counter() - started}))
+"""
+
+
+def planted(n: int, seed: int, clusters: int | None = None) -> dict:
+    """Planted clusters (``max(2, n // 6)`` by default) of unequal sizes (Dirichlet shares, at least 2
+    tasks each), rows scaled by a strength in [0.5, 1.5), within-cluster affinities uniform in
+    [0.3, 1.0), between-cluster ones normal(-0.1, 0.2); self-affinities in [1, 2)."""
     rng = np.random.default_rng(seed)
-    m = rng.uniform(-0.2, 1.0, (n, n))
-    np.fill_diagonal(m, rng.uniform(1.0, 2.0, n))
-    return {
-        "tasks": [f"t{i}" for i in range(n)],
-        "objective": "max_affinity",
-        "singletons": "forbid",
-        "affinity": {"onto_row_from_column": m.tolist()},
-        "network_cost": 1.0,
-    }
+    c = clusters or max(2, n // 6)
+    sizes = 2 + np.floor(rng.dirichlet(np.full(c, 2.0)) * (n - 2 * c)).astype(int)
+    sizes[: n - sizes.sum()] += 1
+    label = np.repeat(np.arange(c), sizes)[rng.permutation(n)]
+    same = label[:, None] == label[None, :]
+    strength = rng.uniform(0.5, 1.5, n)[:, None]
+    m = np.where(same, rng.uniform(0.3, 1.0, (n, n)), rng.normal(-0.1, 0.2, (n, n))) * strength
+    np.fill_diagonal(m, 1.0 + rng.uniform(0, 1, n))
+    return {"tasks": [f"t{i}" for i in range(n)], "objective": "max_affinity", "singletons": "forbid",
+            "affinity": {"onto_row_from_column": m.tolist()}}
 
 
-#: above this many groups the enumeration is not even started (their list alone would exhaust memory)
-MAX_GROUPS = 1 << 20
+def tag36() -> dict:
+    data = json.loads(TAG36.read_text())
+    data.pop("metadata", None)
+    return data
 
 
-def enumerate_combinations(m: list[list[float]], k: int, cap: float) -> tuple[float | None, float, int, int]:
-    """TAG's notebook search: every combination of k groups (>= 2 tasks), each task at its best group.
+def instances() -> list[tuple[str, dict, list[int], float]]:
+    """``(name, problem, budgets, time limit)``."""
+    return [
+        ("planted-7", planted(7, 7, clusters=3), [2, 3], 60.0),
+        ("planted-40", planted(40, 40), [3, 5, 8, 10], 60.0),
+        ("planted-60", planted(60, 60), [4, 10], 60.0),
+        ("planted-100", planted(100, 100), [5, 17], 60.0),
+        ("planted-500", planted(500, 500), [84], 120.0),
+        ("tag-synthetic-36", tag36(), [3, 6, 8], 60.0),
+    ]
 
-    Returns (best total score or None if capped, seconds, combinations checked, combinations in all).
-    """
-    n = len(m)
-    groups = [g for size in range(2, n + 1) for g in itertools.combinations(range(n), size)]
-    score = [{i: sum(m[i][j] for j in g if j != i) / (len(g) - 1) for i in g} for g in groups]
-    total = math.comb(len(groups), k)
-    best, checked, start = -math.inf, 0, time.perf_counter()
-    for combo in itertools.combinations(range(len(groups)), k):
-        checked += 1
-        if checked % 20000 == 0 and time.perf_counter() - start > cap:
-            return None, time.perf_counter() - start, checked, total
-        value = 0.0
-        for i in range(n):
-            s = max((score[g][i] for g in combo if i in score[g]), default=None)
-            if s is None:
-                break
-            value += s
+
+def _value(a: np.ndarray, label: np.ndarray) -> float:
+    return float(sum(group_scores(a, tuple(np.flatnonzero(label == g))).sum() for g in np.unique(label)))
+
+
+def simple_ils(a: np.ndarray, k: int, seconds: float, seed: int = 0) -> float:
+    """Best partition value into at most ``k`` groups of >= 2 tasks found in ``seconds``: random
+    single-task moves kept when not worse, a kick (10 % of the tasks moved at random) of the best
+    partition after ``n k`` failed moves in a row."""
+    n = len(a)
+    rng = np.random.default_rng(seed)
+    k = max(1, min(k, n // 2))
+    label = np.arange(n) % k
+    rng.shuffle(label)
+    value = _value(a, label)
+    best, best_value = label.copy(), value
+    fails, deadline = 0, time.monotonic() + seconds
+
+    def group_value(members: np.ndarray) -> float:
+        return 0.0 if len(members) < 2 else float(a[np.ix_(members, members)].sum() / (len(members) - 1))
+
+    while time.monotonic() < deadline:
+        i, g = int(rng.integers(n)), int(rng.integers(k))
+        old = label[i]
+        if g == old or (label == old).sum() <= 2:
+            fails += 1
         else:
-            best = max(best, value)
-    return best, time.perf_counter() - start, checked, total
+            before = group_value(np.flatnonzero(label == old)) + group_value(np.flatnonzero(label == g))
+            label[i] = g
+            after = group_value(np.flatnonzero(label == old)) + group_value(np.flatnonzero(label == g))
+            if after >= before - 1e-12:
+                value += after - before
+                fails = 0 if after > before + 1e-12 else fails + 1
+            else:
+                label[i] = old
+                fails += 1
+        if value > best_value + 1e-12:
+            best, best_value = label.copy(), value
+        if fails > n * k:
+            label = best.copy()
+            sizes = np.bincount(label, minlength=k)
+            for j in rng.choice(n, max(2, n // 10), replace=False):
+                h = int(rng.integers(k))
+                if sizes[label[j]] > 2:
+                    sizes[label[j]] -= 1
+                    sizes[h] += 1
+                    label[j] = h
+            value, fails = _value(a, label), 0
+    return best_value
+
+
+def reference(a: np.ndarray, k: int) -> float:
+    """Exact optimum by enumerating every selection of at most ``k`` groups of >= 2 tasks, each task
+    served by its best chosen group (plain Python; only for tiny n)."""
+    n = len(a)
+    groups = [g for size in range(2, n + 1) for g in itertools.combinations(range(n), size)]
+    scores = [dict(zip(g, group_scores(a, g), strict=True)) for g in groups]
+    best = -np.inf
+    for count in range(1, k + 1):
+        for combo in itertools.combinations(range(len(groups)), count):
+            total = 0.0
+            for i in range(n):
+                s = max((scores[c][i] for c in combo if i in scores[c]), default=None)
+                if s is None:
+                    break
+                total += s
+            else:
+                best = max(best, total)
+    return best
+
+
+class Previous:
+    """``PREVIOUS_COMMIT`` in a temporary ``git worktree``; one subprocess per solve."""
+
+    def __enter__(self) -> Previous:
+        self.folder = Path(tempfile.mkdtemp(prefix="selection_scaling_")) / "previous"
+        subprocess.run(["git", "-C", str(ROOT.parent), "worktree", "add", "--detach", str(self.folder),
+                        PREVIOUS_COMMIT], check=True, capture_output=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["git", "-C", str(ROOT.parent), "worktree", "remove", "--force", str(self.folder)],
+                       check=False, capture_output=True)
+
+    def start(self, problem_file: Path, budget: float, limit: float) -> tuple[subprocess.Popen, float]:
+        """Start one solve in the background (it runs beside this tree's solve of the same instance)."""
+        env = {**os.environ, "PYTHONPATH": str(self.folder)}
+        proc = subprocess.Popen([sys.executable, "-c", _PREVIOUS_SCRIPT, str(problem_file), str(budget),
+                                 str(limit)], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True, cwd=self.folder)
+        return proc, time.perf_counter()
+
+    @staticmethod
+    def result(handle: tuple[subprocess.Popen, float], limit: float) -> dict:
+        proc, started = handle
+        try:
+            out, _ = proc.communicate(timeout=max(1.0, started + 4 * limit + 60 - time.perf_counter()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return {"status": "killed", "seconds": time.perf_counter() - started}
+        if proc.returncode != 0:
+            return {"status": f"error (exit {proc.returncode})", "seconds": time.perf_counter() - started}
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.3g} %"
+
+
+def _num(x: float | None, digits: int = 4) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def run(names: set[str] | None, previous_max_tasks: int, reference_max_tasks: int) -> list[str]:
+    lines = ["| instance | n | k | status | gap | s | objective | bound | previous: status, gap, s "
+             "| exact reference | ILS (same time) | ILS − solver |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---|---|---:|---:|"]
+    with Previous() as previous, tempfile.TemporaryDirectory() as tmp:
+        for name, data, budgets, limit in instances():
+            if names and name not in names:
+                continue
+            problem = parse_problem(data)
+            a = problem.score_matrix()
+            n = len(problem.tasks)
+            problem_file = Path(tmp) / f"{name}.json"
+            problem_file.write_text(json.dumps(data))
+            for k in budgets:
+                handle = previous.start(problem_file, k, limit) if n <= previous_max_tasks else None
+                sol = solve(problem, k, time_limit=limit)
+                ils = simple_ils(a, k, sol.solve_seconds, seed=k)
+                if handle is not None:
+                    old = previous.result(handle, limit)
+                    prev = f"{old['status']}, {_pct(old.get('gap'))}, {old.get('seconds', 0):.1f}"
+                else:
+                    prev = "not run (O(n^4) pricing memory)"
+                ref = f"{reference(a, k):.4f}" if n <= reference_max_tasks else "none finishes"
+                row = (f"| {name} | {n} | {k} | {sol.status} ({sol.proved_by}) | {_pct(sol.gap)} | "
+                       f"{sol.solve_seconds:.1f} | {_num(sol.objective)} | {_num(sol.bound)} | {prev} | "
+                       f"{ref} | "
+                       f"{ils:.4f} | {ils - sol.objective:+.4f} |")
+                print(row, flush=True)
+                lines.append(row)
+    return lines
+
+
+def explicit_section() -> list[str]:
+    """The explicit form's rows from ``bench/selection_explicit.py`` (only this tree's ``auto`` and the
+    reference; its own report compares with the previous methods)."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from selection_explicit import explicit_rows
+    except ImportError:
+        return ["(bench/selection_explicit.py is not present)"]
+    rows = explicit_rows([12, 16], previous_max_tasks=0, reference_max_tasks=12)
+    out = ["| instance | n | networks | budget | method | status | proved_by | objective | gap "
+           "| vs reference | s |",
+           "|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['instance']} | {r['n']} | {r['networks']} | {r['budget']:g} | {r['method']} | "
+                   f"{r['status']} | {r['proved_by']} | {_num(r['objective'])} | {_pct(r['gap'])} | "
+                   f"{_pct(r['vs_reference'])} | {r['seconds']:.3f} |")
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="9,12,16,20,25,30")
-    parser.add_argument("--cap", type=float, default=120.0, help="seconds allowed to the enumeration")
-    parser.add_argument("--time-limit", type=float, default=60.0, help="bip time limit per instance")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", default="", help="comma-separated instance names")
+    parser.add_argument("--previous-max-tasks", type=int, default=100)
+    parser.add_argument("--reference-max-tasks", type=int, default=7)
+    parser.add_argument("--no-explicit", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "results" / "selection_scaling.md"))
     args = parser.parse_args()
-    print(
-        f"{'n':>3} {'k':>3} {'bip s':>8} {'status':>9} {'gap':>8} {'objective':>10} "
-        f"{'enumeration':>24} {'ratio':>10}"
-    )
-    for n in (int(s) for s in args.sizes.split(",")):
-        k = round(n / 3)
-        data = instance(n, args.seed + n)
-        sol = solve(parse_problem(data), k, time_limit=args.time_limit)
-        head = f"{n:>3} {k:>3} {sol.solve_seconds:>8.2f} {sol.status:>9} {sol.gap:>8.2%} "
-        head += f"{sol.objective:>10.4f}"
-        groups = 2**n - n - 1
-        if groups > MAX_GROUPS:
-            combos = math.comb(groups, k)
-            print(f"{head} {'not attempted':>24} {'-':>10}  ({combos:.1e} combinations)", flush=True)
-            continue
-        best, seconds, checked, total = enumerate_combinations(
-            data["affinity"]["onto_row_from_column"], k, args.cap
-        )
-        if best is None:
-            projected = seconds * total / checked
-            enum = f"did not finish (~{projected:.1e} s)"
-            ratio = f">{seconds / sol.solve_seconds:.0f}x"
-        else:
-            assert abs(best - sol.objective) <= 1e-9 * max(1.0, abs(best)), (best, sol.objective)
-            enum, ratio = f"{seconds:.1f} s", f"{seconds / sol.solve_seconds:.0f}x"
-        print(f"{head} {enum:>24} {ratio:>10}", flush=True)
+    load_before = os.getloadavg()
+    started = time.time()
+    table = run({s for s in args.only.split(",") if s} or None, args.previous_max_tasks,
+                args.reference_max_tasks)
+    explicit = [] if args.no_explicit else explicit_section()
+    load_after = os.getloadavg()
+    facts = (f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {time.time() - started:.0f} s, "
+             f"{platform.python_version()}, {os.cpu_count()} cores shared with other jobs; load average "
+             f"(1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, after "
+             f"{load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}. Previous method: `bip` at "
+             f"{PREVIOUS_COMMIT[:7]} with the same limit, in a subprocess running at the same time as this "
+             "tree's solve and the ILS of the same instance (so both compete for the cores).")
+    report = ["# Network selection at scale (affinity form)", "", facts, "", *table]
+    if explicit:
+        report += ["", "## Explicit all-subset tables (from bench/selection_explicit.py)", "", *explicit]
+    Path(args.out).write_text("\n".join(report) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

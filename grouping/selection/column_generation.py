@@ -53,7 +53,7 @@ from ortools.linear_solver import pywraplp
 from grouping.candidates import group_scores
 from grouping.problem import AffinityProblem
 from grouping.selection.budget import CostScale
-from grouping.selection.mip import has_solution, new_scip, solve_exact
+from grouping.selection.mip import has_solution, new_scip, solve_exact_by
 from grouping.selection.partition_search import good_partitions, iterated_local_search, partition_value
 from grouping.selection.pricing import GroupPricer, PricingTimeout, TooManyGroups, greedy_groups
 from grouping.selection.result import RawSolution, Selected, settle_bound
@@ -166,11 +166,7 @@ class _Master:
                 start_vars.append(y)
                 start_values.append(float(server[i] == group))
         ip.SetHint(start_vars, start_values)
-        if deadline is not None:
-            if _passed(deadline):
-                return False, -np.inf, []
-            ip.SetTimeLimit(max(1, int(1000 * (deadline - time.monotonic()))))
-        status = solve_exact(ip)
+        status = solve_exact_by(ip, deadline)
         if not has_solution(status):
             return False, -np.inf, []
         chosen = [self.groups[g] for g in range(len(self.groups)) if x[g].solution_value() > 0.5]

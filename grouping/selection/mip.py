@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from ortools.linear_solver import pywraplp
 
 
@@ -19,6 +22,25 @@ def solve_exact(solver: pywraplp.Solver) -> int:
     params = pywraplp.MPSolverParameters()
     params.SetDoubleParam(params.RELATIVE_MIP_GAP, 0.0)
     return solver.Solve(params)
+
+
+def solve_exact_by(solver: pywraplp.Solver, deadline: float | None) -> int:
+    """:func:`solve_exact` stopped at ``deadline`` (``time.monotonic()``): the solver's own time limit
+    is set to the time left, and a timer interrupts the solve at the deadline should the solver run
+    past its limit (SCIP checks it only between steps). At or past the deadline nothing is solved and
+    ``NOT_SOLVED`` is returned."""
+    if deadline is None:
+        return solve_exact(solver)
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return pywraplp.Solver.NOT_SOLVED
+    solver.SetTimeLimit(max(1, int(1000 * left)))
+    timer = threading.Timer(left, solver.InterruptSolve)
+    timer.start()
+    try:
+        return solve_exact(solver)
+    finally:
+        timer.cancel()
 
 
 def has_solution(status: int) -> bool:
