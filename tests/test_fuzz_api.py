@@ -80,6 +80,9 @@ SERVER_RULES: dict[str, list[tuple[str, str]]] = {
         ("tasks", "listed twice"),  # task names unique
         ("esa_epochs", "applies only"),  # only with the esa strategy
         ("budgets", "at most"),  # this server's max_budgets
+        ("dataset", ""),  # a builtin study's built-in dataset; none for an external one
+        ("model", ""),  # builtin only; the network's size (layers x units^2 x width)
+        ("training", ""),  # builtin only
     ],
     "POST /trials/{trial_id}:tell": [
         ("val", "must hold exactly"),  # the tasks the trial's network serves (the server's data)

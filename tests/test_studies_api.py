@@ -126,3 +126,27 @@ def test_python_client_runs_a_study(api_client):
     table = study.table()
     assert table["metadata"] == {"study_id": study.id, "strategy": "pairwise", "split": "val",
                                  "trials": 6, "predicted": 1}
+
+
+def test_builtin_study_runs_in_the_embedded_pool_and_a_bad_task_fails_only_its_trials(embedded_client):
+    made = embedded_client.post("/studies", json={
+        "tasks": ["c0_t0", "no_such_task"], "strategy": "exhaustive", "execution": "builtin",
+        "dataset": "synthetic", "seed": 3, "training": {"epochs": 1}})
+    assert made.status_code == 201, made.text
+    study_id = made.json()["id"]
+    assert embedded_client.post(f"/studies/{study_id}/trials:ask").json()["reason"] == "builtin"
+    deadline = time.monotonic() + 300
+    while (study := embedded_client.get(f"/studies/{study_id}").json())["state"] != "complete":
+        assert time.monotonic() < deadline, study
+        time.sleep(0.2)
+    listed = embedded_client.get(f"/studies/{study_id}/trials").json()["items"]
+    trials = {tuple(t["tasks"]): t for t in listed}
+    assert trials[("c0_t0",)]["state"] == "succeeded" and trials[("c0_t0",)]["val"]["c0_t0"] > 0
+    for bad in (("no_such_task",), ("c0_t0", "no_such_task")):
+        assert trials[bad]["state"] == "failed" and trials[bad]["attempts"] == 1
+        assert "no_such_task" in trials[bad]["error"]["reason"]
+    refused = embedded_client.post("/studies", json={"tasks": ["a"], "execution": "builtin",
+                                                     "dataset": "nope"})
+    assert refused.status_code == 422 and refused.json()["field"] == "dataset"
+    external = embedded_client.post("/studies", json={"tasks": ["a"], "training": {"epochs": 1}})
+    assert external.status_code == 422 and external.json()["field"] == "training"

@@ -135,7 +135,8 @@ def list_trials(study_id: StudyId, sessions: Sessions, project: Project, state: 
     response_model=TrialOut,
     responses={
         204: {"description": "no trial waits now but some still run: ask again after Retry-After"},
-        **problem_responses({404: "no such study", 410: "the study is complete"}),
+        **problem_responses({404: "no such study", 409: "a builtin study: its trials run on the workers",
+                             410: "the study is complete"}),
     },
 )
 def ask(study_id: StudyId, sessions: Sessions, project: Project, body: AskRequest | None = None
