@@ -1,11 +1,12 @@
 """The dashboard and the offline API docs in a real headless Chromium (Debian's ``chromium``, driven by
 Playwright; no browser is downloaded), against a real ``taskgrouper serve``:
 
-* embedded mode, a real job (two affinity methods, two epochs so that groupings carry trust): the
-  job list shows it, its page draws the heatmap, trajectory and score-versus-budget curve with the
-  job's task names and a grouping diagram that follows the budget slider (checked against the API's
-  grouping at that budget), the comparison page shows both methods, ``/docs`` and ``/redoc`` render
-  with every request answered by the server itself (no CDN). Screenshots go to ``bench/results/``.
+* embedded mode, a real job (two affinity methods, three epochs so that groupings carry trust) and
+  an uploaded affinity run: the list shows both; the job's page draws the heatmap, trajectory and
+  score-versus-budget curve with the job's task names and a grouping diagram that follows the budget
+  slider (checked against the API's grouping at that budget); the comparison page shows both methods,
+  and the job against the uploaded run; ``/docs`` and ``/redoc`` render with every request answered
+  by the server itself (no CDN). Screenshots go to ``bench/results/``.
 * server mode (PostgreSQL, Redis, API keys): the dashboard asks for a key, refuses a wrong one, and
   then shows that key's project's jobs only.
 """
@@ -116,7 +117,12 @@ def test_dashboard_embedded_job(browser, processes: Processes, tmp_path: Path) -
         assert time.monotonic() < deadline, "the job did not finish within 600 s"
         time.sleep(0.5)
     assert status == "succeeded", api.get(f"/jobs/{job['id']}").json()
-    tasks = api.get(f"/jobs/{job['id']}/affinity").json()["tasks"]
+    affinity = api.get(f"/jobs/{job['id']}/affinity").json()
+    tasks = affinity["tasks"]
+    tag = affinity["methods"]["tag"]
+    uploaded = {"name": "my-cnn", "tasks": tasks, "matrices": {"tag": tag["onto_row_from_column"]},
+                "trajectories": {"tag": tag["trajectory"]}, "metadata": {"model": "the user's own CNN"}}
+    run = api.post("/affinity-runs", json=uploaded).raise_for_status().json()
     query = {"job_id": job["id"], "budgets": f"1:{len(tasks)}:0.5"}
     curve = api.get("/groupings", params=query).json()["curve"]
     feasible = [s for s in curve if s["networks"]]
@@ -129,6 +135,7 @@ def test_dashboard_embedded_job(browser, processes: Processes, tmp_path: Path) -
     assert page.url == base + "/dashboard"
     page.wait_for_selector(f"tr[data-job='{job['id']}']")
     assert "succeeded" in page.inner_text(f"tr[data-job='{job['id']}']")
+    page.wait_for_selector(f"tr[data-run='{run['id']}']")
     page.screenshot(path=SCREENSHOTS / "dashboard_jobs.png", full_page=True)
 
     page.click(f"tr[data-job='{job['id']}'] a")
@@ -159,9 +166,16 @@ def test_dashboard_embedded_job(browser, processes: Processes, tmp_path: Path) -
 
     page.goto(f"{base}/dashboard/compare?a={job['id']}")
     page.wait_for_selector("#diagram-b .network")
-    assert page.inner_text("#title-a").endswith("tag_first_order · digits-attributes")
-    assert " · tag · " in page.inner_text("#title-b")
+    assert page.inner_text("#title-a").startswith(f"A: tag_first_order · job {job['id'][:8]}")
+    assert page.inner_text("#title-b").startswith(f"B: tag · job {job['id'][:8]}")
     assert sorted(set(plot_text(page, "#heatmap-b"))) == sorted(tasks)
+
+    page.goto(f"{base}/dashboard/runs/{run['id']}")  # the uploaded run's page, then against the job
+    page.wait_for_selector("#diagram .network")
+    assert sorted(set(plot_text(page, "#heatmap"))) == sorted(tasks)
+    page.goto(f"{base}/dashboard/compare?a={job['id']}:tag_first_order&b={run['id']}:tag")
+    page.wait_for_selector("#diagram-b .network")
+    assert page.inner_text("#title-b") == "B: tag · uploaded run my-cnn"
     page.screenshot(path=SCREENSHOTS / "dashboard_compare.png", full_page=True)
 
     page.goto(base + "/docs")

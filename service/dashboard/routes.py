@@ -1,6 +1,7 @@
-"""The dashboard's routes (none in the OpenAPI schema): ``/`` redirects to ``/dashboard``, the job
-list; ``/dashboard/jobs/{id}`` is a job's page; ``/dashboard/compare?a=JOB:METHOD&b=JOB:METHOD``
-compares two runs. Pages and scripts are static (see :mod:`service.dashboard`)."""
+"""The dashboard's routes (none in the OpenAPI schema): ``/`` redirects to ``/dashboard``, the list of
+jobs and uploaded affinity runs; ``/dashboard/jobs/{id}`` is a job's page and ``/dashboard/runs/{id}``
+an uploaded run's (the same page); ``/dashboard/compare?a=ID:METHOD&b=ID:METHOD`` compares two runs.
+Pages and scripts are static (see :mod:`service.dashboard`)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ async def job_list() -> FileResponse:
 
 
 @router.get("/dashboard/jobs/{job_id}")
-async def job_page(job_id: str) -> FileResponse:
+@router.get("/dashboard/runs/{run_id}")
+async def results_page() -> FileResponse:
     return _page("job.html")
 
 

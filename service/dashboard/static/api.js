@@ -11,8 +11,10 @@ export class ApiError extends Error {
   }
 }
 
+let asking = null;  // the pending key prompt, which requests refused meanwhile wait for too
+
 function askForKey(message) {
-  return new Promise((resolve) => {
+  asking ??= new Promise((resolve) => {
     let dialog = document.getElementById("login");
     if (!dialog) {
       dialog = document.createElement("dialog");
@@ -28,10 +30,12 @@ function askForKey(message) {
       sessionStorage.setItem(KEY, form.key.value.trim());
       form.key.value = "";
       renderWho();
+      asking = null;
       resolve();
     };
     if (!dialog.open) dialog.showModal();
   });
+  return asking;
 }
 
 /** GET (or another method) ``path`` of the API; parsed JSON, or an ApiError with the problem body. */

@@ -1,9 +1,10 @@
-// Side-by-side comparison of two runs, each "JOB:METHOD" (a job's id alone means its first method;
-// with only ?a=JOB of a job with two methods, B is its second).
+// Side-by-side comparison of two runs, each "ID:METHOD" where ID is a job's or an uploaded affinity
+// run's (an id alone means its first method; with only ?a=ID of a source with two methods, B is its
+// second): e.g. the user's own model's uploaded run against the surrogate's job.
 import { api, escapeHtml, header } from "/dashboard/static/api.js";
 import { budgetCurve, heatmap, markBudget, objectiveTitle, offDiagonalMax } from "/dashboard/static/charts.js";
 import { groupingDiagram } from "/dashboard/static/grouping.js";
-import { jobTasks, loadCurve, solutionAt } from "/dashboard/static/results.js";
+import { jobTasks, loadAffinity, loadCurve, loadSource, solutionAt, sourceLabel } from "/dashboard/static/results.js";
 
 header("compare");
 const slider = document.getElementById("budget");
@@ -13,22 +14,24 @@ let runs = {};
 
 async function run(spec) {
   if (loaded[spec]) return loaded[spec];
-  const [jobId, wanted] = spec.split(":");
-  const job = await api(`/jobs/${encodeURIComponent(jobId)}`);
-  const method = wanted || job.methods[0];
-  const affinity = await api(`/jobs/${encodeURIComponent(jobId)}/affinity`);
-  const tasks = jobTasks(job, affinity);
-  const curve = await loadCurve(jobId, method, tasks.length);
-  return (loaded[spec] = { spec: `${jobId}:${method}`, job, method, tasks, matrix: affinity.methods[method]?.onto_row_from_column, curve });
+  const [id, wanted] = spec.split(":");
+  const source = await loadSource(id);
+  const method = wanted || source.methods[0];
+  const affinity = await loadAffinity(source);
+  const tasks = jobTasks(source.job, affinity);
+  const curve = await loadCurve(id, method, tasks.length);
+  return (loaded[spec] = { spec: `${id}:${method}`, source, method, tasks, matrix: affinity.methods[method]?.onto_row_from_column, curve });
 }
 
 function label(r) {
-  return `${r.job.id.slice(0, 8)} · ${r.method} · ${r.job.dataset}`;
+  return `${r.method} · ${sourceLabel(r.source)}`;
 }
 
 async function options(chosen) {
   const page = await api("/jobs?status=succeeded&limit=100");
-  const specs = page.items.flatMap((j) => j.methods.map((m) => [`${j.id}:${m}`, `${j.id.slice(0, 8)} · ${m} · ${j.dataset} · ${new Date(j.timings.created_at).toLocaleString()}`]));
+  const uploaded = await api("/affinity-runs?limit=100").catch(() => ({ items: [] }));
+  const specs = page.items.flatMap((j) => j.methods.map((m) => [`${j.id}:${m}`, `${m} · job ${j.id.slice(0, 8)} · ${j.dataset} · ${new Date(j.timings.created_at).toLocaleString()}`]))
+    .concat(uploaded.items.flatMap((r) => r.methods.map((m) => [`${r.id}:${m}`, `${m} · uploaded run ${r.name}`])));
   for (const spec of Object.values(chosen)) if (spec && !specs.some(([s]) => s === spec)) specs.unshift([spec, spec]);
   for (const [side, select] of Object.entries(pickers)) {
     select.innerHTML = `<option value="">choose a run…</option>` + specs.map(([s, text]) => `<option value="${escapeHtml(s)}">${escapeHtml(text)}</option>`).join("");
@@ -81,8 +84,8 @@ async function start() {
   if (chosen.a && !chosen.b) {
     const first = await run(chosen.a);
     chosen.a = first.spec;
-    const other = first.job.methods.find((m) => m !== first.method);
-    if (other) chosen.b = `${first.job.id}:${other}`;
+    const other = first.source.methods.find((m) => m !== first.method);
+    if (other) chosen.b = `${first.source.id}:${other}`;
   }
   for (const side of ["a", "b"]) if (chosen[side] && !chosen[side].includes(":")) chosen[side] = (await run(chosen[side])).spec;
   await options(chosen);

@@ -1,16 +1,18 @@
 // A job's page: status and progress (refreshed while it runs), then per method the affinity heatmap,
 // the per-epoch trajectory, the score-versus-budget curve with its trust band, the grouping diagram at
-// the budget of the slider, downloads; and the job's log.
+// the budget of the slider, downloads; and the job's log. An uploaded affinity run's page
+// (/dashboard/runs/{id}) shows the same results.
 import { api, ApiError, badge, downloadLink, duration, escapeHtml, header, progressBar, when } from "/dashboard/static/api.js";
 import { budgetCurve, heatmap, markBudget, objectiveTitle, trajectory } from "/dashboard/static/charts.js";
 import { groupingDiagram } from "/dashboard/static/grouping.js";
-import { curveCsv, jobTasks, loadCurve, matrixCsv, solutionAt, trajectoryCsv } from "/dashboard/static/results.js";
+import { curveCsv, jobTasks, loadAffinity, loadCurve, loadSource, matrixCsv, solutionAt, trajectoryCsv } from "/dashboard/static/results.js";
 
 header("jobs");
 const REFRESH_MS = 2000;
 const jobId = decodeURIComponent(location.pathname.split("/").pop());
 const slider = document.getElementById("budget");
 const curves = {};
+let source = null;
 let job = null;
 let affinity = null;
 let method = null;
@@ -35,8 +37,28 @@ function renderHead() {
     </div>${error}`;
 }
 
+function renderRunHead() {
+  const run = source.run;
+  document.title = `taskgrouper — run ${run.name}`;
+  document.getElementById("head").innerHTML = `
+    <h1>Uploaded affinity run <span style="font-family:var(--mono)">${escapeHtml(run.name)}</span> ${badge("uploaded")}</h1>
+    <div class="facts">
+      <div><span>id</span>${escapeHtml(run.id)}</div><div><span>tasks</span>${run.tasks.length}</div>
+      <div><span>methods</span>${escapeHtml(run.methods.join(", "))}</div><div><span>epochs</span>${run.epochs}</div>
+      <div><span>steps</span>${run.steps ?? "—"}</div><div><span>uploaded</span>${when(run.created_at)}</div>
+      <div><a href="/dashboard/compare?a=${encodeURIComponent(run.id)}">Compare with another run →</a></div>
+    </div>`;
+  document.getElementById("log").textContent = "(an uploaded run was measured elsewhere: it has no log here)";
+}
+
 async function refresh() {
-  job = await api(`/jobs/${encodeURIComponent(jobId)}`);
+  source = await loadSource(jobId);
+  if (source.kind === "run") {
+    renderRunHead();
+    await showResults();
+    return;
+  }
+  job = source.job;
   renderHead();
   await refreshLog();
   if (job.status === "queued" || job.status === "running") setTimeout(() => refresh().catch(fail), REFRESH_MS);
@@ -65,12 +87,13 @@ async function refreshLog() {
 }
 
 async function showResults() {
-  affinity = await api(`/jobs/${encodeURIComponent(jobId)}/affinity`);
+  affinity = await loadAffinity(source);
+  const methods = source.methods;
   const tabs = document.getElementById("methods");
-  tabs.innerHTML = job.methods.map((m) => `<button data-method="${escapeHtml(m)}">${escapeHtml(m)}</button>`).join("");
+  tabs.innerHTML = methods.map((m) => `<button data-method="${escapeHtml(m)}">${escapeHtml(m)}</button>`).join("");
   tabs.onclick = (event) => { if (event.target.dataset.method) selectMethod(event.target.dataset.method).catch(fail); };
   document.getElementById("results").hidden = false;
-  await selectMethod(job.methods[0]);
+  await selectMethod(methods[0]);
 }
 
 async function selectMethod(name) {
@@ -121,7 +144,7 @@ function renderDownloads(tasks, run, curve) {
     links.push(downloadLink("per-epoch matrices (CSV)", `${stem}-trajectory.csv`, "text/csv", trajectoryCsv(tasks, run.trajectory)));
   }
   links.push(downloadLink("groupings at every budget (JSON)", `${stem}-groupings.json`, "application/json",
-    JSON.stringify({ job_id: jobId, method, curve }, null, 2)));
+    JSON.stringify({ [source.kind === "job" ? "job_id" : "run_id"]: jobId, method, curve }, null, 2)));
   links.push(downloadLink("groupings at every budget (CSV)", `${stem}-groupings.csv`, "text/csv", curveCsv(curve)));
   box.append(...links);
 }

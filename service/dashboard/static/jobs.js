@@ -1,5 +1,6 @@
 // The job list: GET /jobs pages (status filter, page size, the API's "next" links), refreshed every
-// few seconds while a job on the page is queued or running; two succeeded jobs can be compared.
+// few seconds while a job on the page is queued or running; below it the newest uploaded affinity
+// runs. Two succeeded jobs or uploaded runs can be compared.
 import { api, badge, duration, escapeHtml, header, progressBar, when } from "/dashboard/static/api.js";
 
 header("jobs");
@@ -50,6 +51,16 @@ async function load(url) {
     timer = setTimeout(() => load(current).catch(show), REFRESH_MS);
 }
 
+async function loadRuns() {
+  const page = await api("/affinity-runs?limit=20").catch(() => null);
+  if (!page?.items?.length) return;
+  document.getElementById("runs-panel").hidden = false;
+  document.getElementById("runs").innerHTML = page.items.map((run) => `<tr data-run="${escapeHtml(run.id)}">
+    <td><input type="checkbox" data-id="${escapeHtml(run.id)}" aria-label="select for comparison"></td>
+    <td><a href="/dashboard/runs/${encodeURIComponent(run.id)}">${escapeHtml(run.name)}</a></td><td>${run.tasks.length}</td>
+    <td>${escapeHtml(run.methods.join(", "))}</td><td>${run.epochs}</td><td>${when(run.created_at)}</td></tr>`).join("");
+}
+
 function show(error) {
   rows.innerHTML = `<tr><td colspan="9"><div class="error">${escapeHtml(error.message)}</div></td></tr>`;
 }
@@ -66,15 +77,18 @@ statusSelect.onchange = restart;
 limitSelect.onchange = restart;
 document.getElementById("older").onclick = () => { pages.push(current); load(next).catch(show); };
 document.getElementById("newer").onclick = () => load(pages.pop()).catch(show);
-rows.addEventListener("change", (event) => {
+function select(event) {
   const id = event.target.dataset.id;
   if (!id) return;
   if (event.target.checked) selected.add(id); else selected.delete(id);
   compareButton.disabled = selected.size !== 2;
-});
+}
+rows.addEventListener("change", select);
+document.getElementById("runs").addEventListener("change", select);
 compareButton.onclick = () => {
   const [a, b] = [...selected];
   location.href = `/dashboard/compare?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`;
 };
 document.addEventListener("visibilitychange", () => { if (!document.hidden && current) load(current).catch(show); });
 restart();
+loadRuns();

@@ -1,13 +1,40 @@
 // A finished job's results as the dashboard uses them: its affinity document and, per method, its
 // grouping curve over the budgets 1..n (steps of 0.5: a half-size single-task network costs 0.5).
-import { api, toCsv } from "/dashboard/static/api.js";
+import { api, ApiError, toCsv } from "/dashboard/static/api.js";
 
 /** Most budgets the dashboard asks for in one curve (a server's max_budgets is at least this). */
 const MAX_CURVE_BUDGETS = 100;
 
+/** A job or an uploaded affinity run (``POST /affinity-runs``: measured in the user's own training),
+ * as the result pages show them: ``{kind, id, methods, job | run}``. */
+export async function loadSource(id) {
+  try {
+    const job = await api(`/jobs/${encodeURIComponent(id)}`);
+    return { kind: "job", id, methods: job.methods, job };
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status !== 404) throw error;
+  }
+  const run = await api(`/affinity-runs/${encodeURIComponent(id)}`);
+  return { kind: "run", id, methods: run.methods, run };
+}
+
+/** The source's affinity document, in the form of ``GET /jobs/{id}/affinity``. */
+export async function loadAffinity(source) {
+  if (source.kind === "job") return api(`/jobs/${encodeURIComponent(source.id)}/affinity`);
+  const run = source.run;
+  const methods = Object.fromEntries(run.methods.map((m) => [m, {
+    onto_row_from_column: run.matrices[m], trajectory: run.trajectories?.[m] || [], metadata: run.metadata }]));
+  return { tasks: run.tasks, methods };
+}
+
+/** "job 1a2b3c4d · digits-attributes" or "uploaded run my-resnet". */
+export function sourceLabel(source) {
+  return source.kind === "job" ? `job ${source.id.slice(0, 8)} · ${source.job.dataset}` : `uploaded run ${source.run.name}`;
+}
+
 export function jobTasks(job, affinity) {
   if (affinity?.tasks?.length) return affinity.tasks;
-  return (job.spec?.tasks || []).map((t) => t.name);
+  return (job?.spec?.tasks || []).map((t) => t.name);
 }
 
 /** ``[first, last, step]`` of the curve's budgets for ``n`` tasks. */
