@@ -2,10 +2,15 @@
 
 Solver ``auto`` picks the method: an explicit table goes to the subset dynamic program
 (:mod:`grouping.selection.subset_dp`) when its size (:class:`~grouping.selection.subset_dp.DPSize`)
-is within :data:`SUBSET_DP_MAX_WORK` (and its tables within ``subset_dp.MAX_MEMORY``), otherwise to the
-facility-location
-BIP; an affinity problem goes to ``bip`` (column generation). A curve answered by the subset DP comes
-from one program up to its largest budget."""
+is within :data:`SUBSET_DP_MAX_WORK` (and its tables within ``subset_dp.MAX_MEMORY``), otherwise to
+the facility-location BIP; an affinity problem goes to ``bip`` (column generation). A curve answered
+by the subset DP comes from one program up to its largest budget. The solution's ``proved_by`` names
+the method that ran.
+
+Time limits: the subset DP checks its deadline between chunks of at most ``2^21`` cells (hundredths
+of a second) and the BIP counts its model building against the limit; after either stops, the
+fallback selection and the search-free bound cost ``O(networks x tasks)``. Reading the table and the
+cheapest covering before the solve are not counted."""
 
 from __future__ import annotations
 
