@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     ),
     "jobs": "service.jobs_commands",
     "upload": "service.upload_command",
+    "tables": "service.tables_command",  # the library's, fanned out over the workers with a broker
 }
 #: the packages of this project: a missing module outside them is a missing optional dependency
 _OWN_PACKAGES = frozenset({"grouping", "service", "worker"})

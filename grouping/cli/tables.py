@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from grouping.cli import (
 from grouping.data import BUILTIN_DATASETS, DatasetSpec
 from grouping.data.spec import validated
 from grouping.errors import InputError
-from grouping.tables import TABLE_METHODS, build_table, default_workers
+from grouping.tables import TABLE_METHODS, NetworkTable, build_table, default_workers
 from grouping.training import ModelConfig, TrainingConfig
 
 
@@ -70,7 +71,9 @@ class _Report:
               f"{time.monotonic() - self.started:.1f}s -> {where}{also}", file=sys.stderr, flush=True)
 
 
-def _tables(args: argparse.Namespace) -> int:
+def run_tables(args: argparse.Namespace, build: Callable[..., NetworkTable] = build_table) -> int:
+    """The command: ``build`` (:func:`grouping.tables.build_table`'s signature) trains the table —
+    in a local process pool, or (``service.tables_command``) on the workers of a study."""
     spec = dataset_spec(args)
     builtin = BUILTIN_DATASETS.get(spec.source)
     epochs = args.epochs
@@ -83,8 +86,8 @@ def _tables(args: argparse.Namespace) -> int:
         workers = args.workers or default_workers()
         print(f"tables ({args.method}): training the networks on {spec.source} in up to {workers} "
               f"process{'es' if workers != 1 else ''}", file=sys.stderr, flush=True)
-    table = build_table(spec, args.method, ModelConfig(), training, workers=args.workers,
-                        esa_fraction=args.esa_fraction, on_done=report.network)
+    table = build(spec, args.method, ModelConfig(), training, workers=args.workers,
+                  esa_fraction=args.esa_fraction, on_done=report.network)
     text = json.dumps(table.to_problem(args.split, args.cost).to_dict(), indent=2)
     try:
         if args.out == "-":
@@ -132,4 +135,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="print a summary as JSON on standard output (with --out -, the problem itself)")
     p.add_argument("--quiet", action="store_true",
                    help="nothing on stderr but errors (default: a line per finished network and a summary)")
-    p.set_defaults(handler=_tables)
+    p.set_defaults(handler=run_tables)
