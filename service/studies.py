@@ -21,9 +21,10 @@ Concurrency: any number of API processes serve the same study.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -43,6 +44,7 @@ from service.jsonsafe import json_safe
 from service.models import Study, Trial, new_id, utcnow
 from service.study_schemas import StudyCreate, StudyOut, StudyProgress, TellRequest, TrialOut
 
+log = logging.getLogger(__name__)
 #: trials an ask looks at past the first one another process holds locked (PostgreSQL)
 ASK_RETRIES = 8
 
@@ -91,11 +93,12 @@ def create_study(sessions: sessionmaker[Session], body: StudyCreate, *, project:
         if body.dataset not in BUILTIN_DATASETS:
             raise InputError("dataset", f"a builtin study trains on a built-in dataset "
                              f"({', '.join(sorted(BUILTIN_DATASETS))}), got {body.dataset!r}")
-        config |= {"dataset": body.dataset,
+        config |= {"dataset": body.dataset, "dataset_options": body.dataset_options or {},
                    "model": (body.model or ModelConfig()).model_dump(mode="json"),
                    "training": (body.training or TrainingConfig()).model_dump(mode="json")}
     else:
-        extra = [name for name in ("dataset", "model", "training") if getattr(body, name) is not None]
+        extra = [name for name in ("dataset", "dataset_options", "model", "training")
+                 if getattr(body, name) is not None]
         if extra:
             raise InputError(extra[0], "applies only to a builtin study (execution: builtin)")
     costs = body.costs.model_dump()
@@ -439,27 +442,45 @@ def study_groupings(
     time_limit: float,
     request_seconds: float | None,
     skip_infeasible: bool,
-    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[Study, int, list[tuple[float, dict[str, Any]]]]:
     """The study, how many trials its answers rest on, and ``(budget, solution)`` per budget, solved
     on what has been measured so far (:func:`study_problem`). An answer is remembered per measured
     set (:data:`_ANSWERS`): told values never change, so the counts of ended trials identify it.
+
+    While the study runs, a request whose measured set has no answer yet is answered from the
+    newest remembered one that has every budget asked for (its ``trials`` says what it rests on),
+    and the new set is solved in a background thread (one per study and solver at a time): trials
+    that keep ending do not put a solve into every request. A complete study is always answered
+    on all its trials.
 
     Raises ``InfeasibleBudget`` below the cheapest covering unless ``skip_infeasible`` (that budget's
     entry is then an ``infeasible`` solution); ``InputError`` (``trials``) while a task is unserved."""
     with sessions() as session:
         study = owned_study(session, study_id, project)
         ended = progress(session, study_id)
-        version = (study_id, ended.succeeded, ended.failed, solver)
-        answers = _ANSWERS.get(version)
-        if answers is None:
+    version = (study_id, ended.succeeded, ended.failed, solver)
+    wanted = list(dict.fromkeys(budget_key(b) for b in budgets))
+    answers = _ANSWERS.get(version)
+    if study.state == "running" and (answers is None or any(b not in answers.solutions for b in wanted)):
+        stale = _ANSWERS.latest(study_id, solver, wanted)
+        if stale is not None and (skip_infeasible or all(stale.solutions[b]["status"] != "infeasible"
+                                                         for b in wanted)):
+            _refresh(sessions, study, version, wanted, solver, time_limit)
+            return study, stale.measured, [(b, stale.solutions[b]) for b in wanted]
+    if answers is None:
+        with sessions() as session:
             answers = _ANSWERS.put(version, *study_problem(session, study))
-    limit = per_budget_limit(time_limit, len(budgets), request_seconds)
+    limit = per_budget_limit(time_limit, len(wanted), request_seconds)
+    return study, answers.measured, _solve(answers, wanted, solver, limit, skip_infeasible)
+
+
+def _solve(answers: _Answers, budgets: list[float], solver: str, limit: float, skip_infeasible: bool
+           ) -> list[tuple[float, dict[str, Any]]]:
+    """``(budget, solution)`` per budget, solving (and remembering the optimal ones) where needed."""
     results = []
-    for budget in dict.fromkeys(budget_key(b) for b in budgets):
-        if budget not in answers.solutions:
-            if should_stop is not None and should_stop():
-                break
+    for budget in budgets:
+        solution = answers.solutions.get(budget)
+        if solution is None:
             try:
                 solution = json_safe(solve_timed(answers.problem, budget, solver, limit))
             except InfeasibleBudget as exc:
@@ -469,10 +490,34 @@ def study_groupings(
                             "min_budget": exc.details.get("min_budget")}
             if solution["status"] in ("optimal", "infeasible"):
                 answers.solutions[budget] = solution
-        else:
-            solution = answers.solutions[budget]
         results.append((budget, solution))
-    return study, answers.measured, results
+    return results
+
+
+def _refresh(sessions: sessionmaker[Session], study: Study, version: tuple, budgets: list[float],
+             solver: str, time_limit: float) -> None:
+    """Solve ``version`` at ``budgets`` in a background thread, unless one is already at work for
+    this study and solver."""
+    key = (study.id, solver)
+    with _REFRESHING_LOCK:
+        if key in _REFRESHING:
+            return
+        _REFRESHING.add(key)
+
+    def work() -> None:
+        try:
+            answers = _ANSWERS.get(version)
+            if answers is None:
+                with sessions() as session:
+                    answers = _ANSWERS.put(version, *study_problem(session, study))
+            _solve(answers, budgets, solver, time_limit, skip_infeasible=True)
+        except Exception:
+            log.warning("study %s: background solve failed", study.id, exc_info=True)
+        finally:
+            with _REFRESHING_LOCK:
+                _REFRESHING.discard(key)
+
+    threading.Thread(target=work, name=f"study-solve-{study.id}", daemon=True).start()
 
 
 @dataclass
@@ -497,6 +542,14 @@ class _AnswerCache:
                 self.entries.move_to_end(key)
             return self.entries.get(key)
 
+    def latest(self, study_id: str, solver: str, budgets: list[float]) -> _Answers | None:
+        """The answers of the study's largest remembered measured set that hold every budget."""
+        with self.lock:
+            held = [(key[1] + key[2], answers) for key, answers in self.entries.items()
+                    if key[0] == study_id and key[3] == solver
+                    and all(b in answers.solutions for b in budgets)]
+        return max(held, key=lambda pair: pair[0])[1] if held else None
+
     def put(self, key: tuple, problem: ExplicitProblem, measured: int) -> _Answers:
         with self.lock:
             answers = self.entries.setdefault(key, _Answers(problem, measured))
@@ -509,3 +562,6 @@ class _AnswerCache:
 #: measured sets whose problem and solutions each API process keeps
 ANSWER_CACHE = 64
 _ANSWERS = _AnswerCache(ANSWER_CACHE)
+#: (study, solver) pairs whose newest measured set is being solved in the background
+_REFRESHING: set[tuple[str, str]] = set()
+_REFRESHING_LOCK = threading.Lock()

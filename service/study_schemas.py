@@ -7,7 +7,7 @@ posted problem's numbers), keyed by the task it was measured on.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +51,8 @@ class StudyCreate(BaseModel):
     strategy: Literal["exhaustive", "pairwise", "esa", "adaptive"] = "exhaustive"
     execution: Literal["external", "builtin"] = "external"
     dataset: Name | None = Field(None, description="builtin only: the built-in dataset to train on")
+    dataset_options: dict[str, Any] | None = Field(
+        None, description="builtin only: the built-in dataset's options (e.g. synthetic's n_clusters)")
     model: ModelConfig | None = Field(None, description="builtin only (default: the library's)")
     training: JobTraining | None = Field(None, description="builtin only (its seed is the study's)")
     value_kind: Literal["loss", "score"] = "loss"

@@ -4,9 +4,9 @@ Without ``TASKGROUPER_BROKER_URL`` the command is the library's (:mod:`grouping.
 process pool, and none of the service's imports). With it, the table becomes a builtin study
 (:mod:`service.studies`) on the configured database: its trials go to the training queue, a line
 is printed as each one ends, and the table is built from them — the same rows, in the same order,
-as the local pool gives (every network is seeded alike). Only a built-in dataset without options,
-features or a split of its own travels to the workers (anything else: exit 2 naming
-``--dataset``); a trial that fails stops the command with its reason.
+as the local pool gives (every network is seeded alike). Only a built-in dataset (with its
+options) without features or a split of its own travels to the workers (anything else: exit 2
+naming ``--dataset``); a trial that fails stops the command with its reason.
 """
 
 from __future__ import annotations
@@ -64,14 +64,15 @@ def table_on_workers(settings: Settings, spec: DatasetSpec, method: str, model: 
     from service.schemas import JobTraining
     from service.study_schemas import StudyCreate
 
-    if spec.source not in BUILTIN_DATASETS or spec.options or spec.features or spec.split != SplitSpec():
+    if spec.source not in BUILTIN_DATASETS or spec.features or spec.split != SplitSpec():
         raise InputError("--dataset", "on the workers (a broker is configured) only a built-in dataset "
-                         "without --option, --features or --split-column can be trained; unset "
+                         "without --features or --split-column can be trained; unset "
                          "TASKGROUPER_BROKER_URL to train it here")
     names = [task.name for task in spec.tasks] if spec.tasks else load_dataset(spec).task_names
     esa_epochs = max(1, round(esa_fraction * training.epochs)) if method == "esa" else None
     body = StudyCreate(name=f"tables {method} {spec.source}", tasks=names, strategy=method,
-                       execution="builtin", dataset=spec.source, half_singletons=True, seed=training.seed,
+                       execution="builtin", dataset=spec.source, dataset_options=spec.options or None,
+                       half_singletons=True, seed=training.seed,
                        model=model, training=JobTraining(**training.model_dump()), esa_epochs=esa_epochs)
     engine = make_engine(settings.resolved_database_url, pool_size=1)
     executor = CeleryExecutor(settings)

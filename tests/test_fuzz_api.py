@@ -81,6 +81,7 @@ SERVER_RULES: dict[str, list[tuple[str, str]]] = {
         ("esa_epochs", "applies only"),  # only with the esa strategy
         ("budgets", "at most"),  # this server's max_budgets
         ("dataset", ""),  # a builtin study's built-in dataset; none for an external one
+        ("dataset_options", ""),  # builtin only
         ("model", ""),  # builtin only; the network's size (layers x units^2 x width)
         ("training", ""),  # builtin only
     ],

@@ -46,6 +46,6 @@ def test_tables_with_a_broker_fans_out_and_gives_the_same_table(server_settings:
     on_workers, here = (json.loads((tmp_path / name).read_text()) for name in ("workers.json", "local.json"))
     assert on_workers == here
 
-    refused = subprocess.run([*command, "--option", "seed=3", "--out", str(tmp_path / "x.json")], env=env,
+    refused = subprocess.run([*command, "--split-column", "part", "--out", str(tmp_path / "x.json")], env=env,
                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "--dataset" in refused.stderr, refused.stderr

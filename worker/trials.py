@@ -13,6 +13,7 @@ back to the queue once the lease expires, until ``max_attempts`` leases were los
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -35,9 +36,10 @@ log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=2)
-def _dataset(name: str) -> Dataset:
-    """A built-in dataset, loaded once per worker process (loading is deterministic)."""
-    return load_dataset(DatasetSpec(source=name))
+def _dataset(name: str, options: str) -> Dataset:
+    """A built-in dataset with its options (JSON), loaded once per worker process (loading is
+    deterministic)."""
+    return load_dataset(DatasetSpec(source=name, options=json.loads(options)))
 
 
 def run_trial(trial_id: str, sessions: sessionmaker[Session], *, worker: str,
@@ -54,7 +56,7 @@ def run_trial(trial_id: str, sessions: sessionmaker[Session], *, worker: str,
                             args=(sessions, trial_id, study.project, lease, study.lease_seconds / 3, ended))
     beat.start()
     try:
-        dataset = _dataset(config["dataset"])
+        dataset = _dataset(config["dataset"], json.dumps(config.get("dataset_options") or {}, sort_keys=True))
         unknown = [t for t in trial.tasks if t not in dataset.task_names]
         if unknown:
             raise InputError("tasks", f"{unknown[0]!r} is not a task of {config['dataset']} "
