@@ -16,11 +16,13 @@ Every result is a pydantic model of :mod:`service.schemas` (``JobOut``, ``JobPag
 **Retries** (:func:`default_retry`, an ``httpx_retries`` transport): a request that could not connect
 (the server is down or restarting) and an answer 429 (rate limited) or 503 (e.g. the job queue is
 unavailable) are retried, up to 5 times, waiting what ``Retry-After`` says (at most 60 s) or else an
-exponential backoff with jitter (0.5 s × 2^n, at most 60 s). These retries are safe for every method:
-a refused connection never reached the server, and the API answers 429 and 503 before it changes
-anything (``POST /jobs`` releases the Idempotency-Key of a job it could not queue). ``submit_job``
-sends an Idempotency-Key (a fresh one unless given), so retrying it by hand is safe too. Pass
-``retry=Retry(...)`` for another policy or ``retry=None`` for none.
+exponential backoff with jitter (0.5 s × 2^n, at most 60 s). A refused connection never reached the
+server, and the rate limiter answers 429 before a request does anything, so those are retried for
+every method. A 503 is retried only where repeating the request is safe: reads, ``PUT``/``DELETE``,
+and a ``POST`` that carries an ``Idempotency-Key`` (``submit_job`` always sends one, a fresh one unless
+given; ``POST /jobs`` releases the key of a job it could not queue, so the retry submits it anew); a
+``POST`` without one (``POST /studies`` may have created its study before its 503) is not repeated.
+Pass ``retry=Retry(...)`` for another policy or ``retry=None`` for none.
 """
 
 from __future__ import annotations
@@ -95,6 +97,16 @@ class JobFailed(Exception):
         reason = job.error.reason if job.error else job.status
         super().__init__(f"job {job.id} {job.status}: {reason}")
         self.job = job
+
+
+def _request_options(retry: Retry | None, method: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` of one request, with a retry policy of its own for a ``POST`` without an
+    ``Idempotency-Key``: ``retry`` less its 503 (see the module docstring)."""
+    headers = kwargs.get("headers") or {}
+    if retry is None or method.upper() != "POST" or "Idempotency-Key" in headers:
+        return kwargs
+    statuses = [status for status in retry.status_forcelist if status != 503]
+    return {**kwargs, "extensions": {"retry": retry.copy_with(status_forcelist=statuses)}}
 
 
 def default_retry(total: int = 5) -> Retry:
@@ -300,6 +312,9 @@ class TaskgrouperClient(_Api):
         else:
             http.headers.update(headers)
         self.http = http
+        #: the retry policy (a request picks a narrower one, see :func:`_request_options`; with ``http``
+        #: it applies where that client's transport is an ``httpx_retries.RetryTransport``)
+        self.retry = retry
 
     def __enter__(self) -> TaskgrouperClient:
         return self
@@ -312,6 +327,7 @@ class TaskgrouperClient(_Api):
 
     def _call(self, method: str, url: str, parse: Callable[[Any], T], **kwargs: Any) -> T:
         upload: Path | None = kwargs.pop("upload", None)
+        kwargs = _request_options(self.retry, method, kwargs)
         try:
             if upload is None:
                 return _result(self.http.request(method, url, **kwargs), parse)
@@ -369,6 +385,9 @@ class AsyncTaskgrouperClient(_Api):
         else:
             http.headers.update(headers)
         self.http = http
+        #: the retry policy (a request picks a narrower one, see :func:`_request_options`; with ``http``
+        #: it applies where that client's transport is an ``httpx_retries.RetryTransport``)
+        self.retry = retry
 
     async def __aenter__(self) -> AsyncTaskgrouperClient:
         return self
@@ -381,6 +400,7 @@ class AsyncTaskgrouperClient(_Api):
 
     async def _request(self, method: str, url: str, parse: Callable[[Any], T], **kwargs: Any) -> T:
         upload: Path | None = kwargs.pop("upload", None)
+        kwargs = _request_options(self.retry, method, kwargs)
         try:
             if upload is None:
                 return _result(await self.http.request(method, url, **kwargs), parse)

@@ -129,3 +129,20 @@ def test_submit_job_retried_by_hand_with_its_key_creates_one_job(embedded_settin
         assert again.id == first.id
         wait_until(lambda: client.job(first.id).status in ("succeeded", "failed"), 240, "the job")
         assert client.jobs().total == 1
+
+
+def test_a_503_is_retried_for_a_post_with_an_idempotency_key_only(server_settings):
+    settings = server_settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{_free_port()}/0",
+                                                  "rate_limit_url": server_settings.broker_url})
+    key = make_key(settings, settings.default_project)
+    with serving(create_app(settings)) as url:
+        counting = _Counting()
+        http = httpx.Client(base_url=url, timeout=120,  # the API tries the broker before its 503
+                            transport=RetryTransport(counting, retry=default_retry(2)))
+        with TaskgrouperClient(http=http, api_key=key, retry=default_retry(2)) as client:
+            with pytest.raises(ApiError) as refused:
+                client.submit_job(**TINY_JOB)  # sends a key: retried (the queue stays down)
+            assert refused.value.status == 503 and counting.attempts == 3
+            with pytest.raises(ApiError) as once:
+                client._call("POST", "/jobs", dict, json=TINY_JOB)  # no key: answered at once
+            assert once.value.status == 503 and counting.attempts == 4
