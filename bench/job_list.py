@@ -7,8 +7,9 @@ and as many of another project (so that the project filter matters), starts ``ta
 (1 uvicorn worker, Redis for the rate limiter), and walks every page of the list one request at a
 time, following the ``next`` links, ``--repeat`` times: unfiltered and per status, at the dashboard's
 page size (50) and at 100; then the largest page (limit 500) and the dashboard's page itself. It
-prints p50, p99 and the largest latency per walk and writes a Markdown report (``--out``). Target:
-p99 < 100 ms per page.
+prints p50, p99 and the largest latency per walk, and the CPU time per request of the API process and of
+the PostgreSQL backends serving it (what a request costs whatever else the machine runs), and writes
+a Markdown report (``--out``). Target: p99 < 100 ms per page.
 
     nice python3 bench/job_list.py [--jobs 10000] [--repeat 3] [--out bench/results/job_list.md]
 """
@@ -90,6 +91,25 @@ def seed(sessions, project: str, count: int, rng: np.random.Generator) -> None:
             session.execute(insert(Job), rows[start : start + 1000])
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process ``pid`` has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backends(admin_url: str, database: str) -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL backend process serving ``database`` (same machine)."""
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        pids = [pid for (pid,) in admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,)
+        )]
+    return {pid: cpu_seconds(pid) for pid in pids if Path(f"/proc/{pid}").exists()}
+
+
+def used(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
 def walk(client: httpx.Client, first: str, repeat: int) -> tuple[list[float], int]:
     """Latencies (ms) of every page of the list from ``first`` on, ``repeat`` times; and the page count."""
     latencies: list[float] = []
@@ -107,18 +127,23 @@ def walk(client: httpx.Client, first: str, repeat: int) -> tuple[list[float], in
     return latencies, pages
 
 
-def row(name: str, latencies: list[float], pages: int) -> str:
+def row(name: str, latencies: list[float], pages: int, cpu: float, db_cpu: float) -> str:
     p50, p99 = np.percentile(latencies, [50, 99])
     verdict = "yes" if p99 < TARGET_MS else "NO"
+    n = len(latencies)
     return (
-        f"| {name} | {pages} | {len(latencies)} | {p50:.1f} | {p99:.1f} | {max(latencies):.1f} | {verdict} |"
+        f"| {name} | {pages} | {n} | {p50:.1f} | {p99:.1f} | {max(latencies):.1f} | "
+        f"{1000 * cpu / n:.1f} | {1000 * db_cpu / n:.1f} | {verdict} |"
     )
 
 
-def measure(base: str, key: str, repeat: int) -> list[str]:
+def measure(base: str, key: str, repeat: int, server: int, database: tuple[str, str]) -> list[str]:
+    """The table of :func:`walk` results; ``server`` is the API process and ``database`` the admin URL
+    and name of the database (their CPU time per request)."""
     lines = [
-        "| walk | pages | requests | p50 ms | p99 ms | max ms | p99 < 100 ms |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| walk | pages | requests | p50 ms | p99 ms | max ms | API CPU ms/request | PostgreSQL CPU "
+        "ms/request | p99 < 100 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
         for _ in range(20):  # warm-up: connections, caches
@@ -127,22 +152,21 @@ def measure(base: str, key: str, repeat: int) -> list[str]:
                  ("all jobs, limit 100", "/jobs?limit=100")]
         walks += [(f"status={status}, limit 50", f"/jobs?limit=50&status={status}") for status in STATUS_MIX]
         for name, first in walks:
+            cpu, db = cpu_seconds(server), backends(*database)
             latencies, pages = walk(client, first, repeat)
-            lines.append(row(name, latencies, pages))
+            db_cpu = used(db, backends(*database))
+            lines.append(row(name, latencies, pages, cpu_seconds(server) - cpu, db_cpu))
             print(lines[-1], flush=True)
-        big = []
-        for _ in range(20 * repeat):
-            started = time.perf_counter()
-            client.get("/jobs?limit=500").raise_for_status()
-            big.append((time.perf_counter() - started) * 1000)
-        lines.append(row("first page, limit 500 (the largest)", big, 1))
-        page = []
-        for _ in range(20 * repeat):
-            started = time.perf_counter()
-            client.get("/dashboard").raise_for_status()
-            page.append((time.perf_counter() - started) * 1000)
-        lines.append(row("GET /dashboard (the page itself, static)", page, 1))
-        print("\n".join(lines[-2:]), flush=True)
+        for name, url in (("first page, limit 500 (the largest)", "/jobs?limit=500"),
+                          ("GET /dashboard (the page itself, static)", "/dashboard")):
+            cpu, db = cpu_seconds(server), backends(*database)
+            latencies = []
+            for _ in range(20 * repeat):
+                started = time.perf_counter()
+                client.get(url).raise_for_status()
+                latencies.append((time.perf_counter() - started) * 1000)
+            lines.append(row(name, latencies, 1, cpu_seconds(server) - cpu, used(db, backends(*database))))
+            print(lines[-1], flush=True)
     return lines
 
 
@@ -205,7 +229,7 @@ def main() -> int:
                         break
                 except httpx.TransportError:
                     time.sleep(0.1)
-            lines = measure(base, key, args.repeat)
+            lines = measure(base, key, args.repeat, server.pid, (admin_url, name))
     finally:
         if server is not None:
             server.terminate()
