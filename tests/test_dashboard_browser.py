@@ -8,7 +8,8 @@ Playwright; no browser is downloaded), against a real ``taskgrouper serve``:
   and the job against the uploaded run; ``/docs`` and ``/redoc`` render with every request answered
   by the server itself (no CDN). Screenshots go to ``bench/results/``.
 * server mode (PostgreSQL, Redis, API keys): the dashboard asks for a key, refuses a wrong one, and
-  then shows that key's project's jobs only.
+  then shows that key's project's jobs only; a failed job's page shows its error and its log's entry
+  naming the failing step.
 """
 
 from __future__ import annotations
@@ -190,13 +191,21 @@ def test_dashboard_embedded_job(browser, processes: Processes, tmp_path: Path) -
 
 
 def test_dashboard_asks_for_an_api_key(browser, processes: Processes, server_settings: Settings) -> None:
-    from service.db import make_engine, make_session_factory
+    from service.db import make_engine, make_session_factory, transaction
+    from service.models import JobLogRecord
 
     project = server_settings.default_project
     engine = make_engine(server_settings.resolved_database_url, pool_size=1)
     sessions = make_session_factory(engine)
     mine = stored_job(sessions, project)
     theirs = stored_job(sessions, f"other-{uuid.uuid4().hex[:8]}")
+    reason = "column 'nope' not found in the dataset"
+    failed = stored_job(sessions, project, status="failed", attempts=1,
+                        error={"field": "dataset.features", "reason": reason})
+    with transaction(sessions) as session:
+        message = f"job failed step=load_dataset field=dataset.features reason={reason}"
+        session.add(JobLogRecord(job_id=failed, attempt=1, level="ERROR", step="load_dataset",
+                                 message=message))
     engine.dispose()
     key = make_key(server_settings, project)
     base = serve(processes, service_env(server_settings))
@@ -216,4 +225,10 @@ def test_dashboard_asks_for_an_api_key(browser, processes: Processes, server_set
     page.goto(f"{base}/dashboard/jobs/{mine}")  # the key stays for this tab
     page.wait_for_selector("#head h1 .badge.succeeded")
     assert page.locator("dialog#login[open]").count() == 0
+
+    page.goto(f"{base}/dashboard/jobs/{failed}")  # a failed job: its error and the log naming the step
+    page.wait_for_selector("#log .ERROR")
+    assert reason in page.inner_text("#head .error") and "dataset.features" in page.inner_text("#head .error")
+    assert "[load_dataset]" in page.inner_text("#log .ERROR")
+    page.screenshot(path=SCREENSHOTS / "dashboard_failed_job.png", full_page=True)
     assert not errors, errors
