@@ -116,7 +116,8 @@ def _serve(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise InputError("--port", f"{args.port} is not a TCP port")
     mode = "embedded (in-process jobs)" if settings.embedded else "server (Celery workers)"
-    print(f"taskgrouper API on http://{args.host}:{args.port}  mode: {mode}  docs: /docs", flush=True)
+    print(f"taskgrouper API on http://{args.host}:{args.port}  mode: {mode}  dashboard: /  docs: /docs",
+          flush=True)
     created = multiprocess_metrics_dir(args.workers)
     try:
         uvicorn.run(
