@@ -42,7 +42,7 @@ class CostScale:
     @classmethod
     def for_costs(cls, costs: tuple[float, ...] | list[float]) -> CostScale:
         scale = 1
-        for cost in costs:
+        for cost in set(costs):  # tables repeat a few costs many times
             frac = Fraction(cost).limit_denominator(10**6)
             scale = math.lcm(scale, frac.denominator)
         return cls(scale)
@@ -50,6 +50,10 @@ class CostScale:
     def units(self, cost: float) -> int:
         """A network cost in integer units."""
         return round(cost * self.scale)
+
+    def all_units(self, costs: tuple[float, ...] | list[float]) -> np.ndarray:
+        """:meth:`units` of every cost at once (``np.rint`` rounds half to even, as ``round`` does)."""
+        return np.rint(np.asarray(costs, dtype=float) * self.scale).astype(np.int64)
 
     def budget_units(self, budget: float) -> int:
         """The most integer units a budget affords (rounded down after ``BUDGET_SLACK``)."""
@@ -131,7 +135,7 @@ def _cover_candidates(table: CandidateTable, units: np.ndarray) -> np.ndarray:
 
 def cheapest_cover(table: CandidateTable, scale: CostScale) -> tuple[int, list[int]]:
     """Minimum-cost set of networks serving every task (weighted set cover, exact in integer units)."""
-    units = np.array([scale.units(c) for c in table.costs], dtype=np.int64)
+    units = scale.all_units(table.costs)
     candidates = _cover_candidates(table, units)
     solver = pywraplp.Solver.CreateSolver("SCIP")
     solver.SetNumThreads(1)

@@ -68,10 +68,6 @@ class DPSize:
         return 8 * (2 ** max(self.tasks - 1, 0) * self.steps + self.classes * 2 ** self.tasks)
 
 
-def _units(table: CandidateTable, scale: CostScale) -> np.ndarray:
-    return np.array([scale.units(c) for c in table.costs], dtype=np.int64)
-
-
 def _step(units: np.ndarray) -> int:
     """The greatest common divisor of the positive costs (one budget step), 1 if there are none."""
     positive = units[units > 0]
@@ -80,7 +76,7 @@ def _step(units: np.ndarray) -> int:
 
 def dp_size(table: CandidateTable, scale: CostScale, budget_units: int) -> DPSize:
     """The size of :class:`SubsetDP` on ``table`` up to ``budget_units``, without building it."""
-    units = _units(table, scale)
+    units = scale.all_units(table.costs)
     affordable = units <= budget_units
     step = _step(units[affordable])
     served = np.isfinite(table.loss[affordable]).sum(axis=1)
@@ -122,7 +118,7 @@ class SubsetDP:
                  deadline: float | None = None) -> None:
         self.table = table
         self.n = n = len(table.tasks)
-        units = _units(table, scale)
+        units = scale.all_units(table.costs)
         self.affordable = np.flatnonzero(units <= budget_units)
         self.step = _step(units[self.affordable])
         self.steps = budget_units // self.step + 1
@@ -243,7 +239,7 @@ class SubsetDP:
 def greedy_fill(table: CandidateTable, scale: CostScale, budget_units: int, chosen: list[int]) -> list[int]:
     """``chosen`` plus networks added one at a time while the budget allows, each time the one whose
     loss reduction ``sum_t max(0, L(S, t) - L(n, t))`` per cost unit is largest (zero-cost first)."""
-    units = _units(table, scale)
+    units = scale.all_units(table.costs)
     loss = table.loss  # +inf where a network does not serve a task: no gain there
     chosen = list(chosen)
     current = loss[chosen].min(axis=0)
