@@ -31,6 +31,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -176,6 +177,7 @@ class Previous:
     def __exit__(self, *exc: object) -> None:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(self.folder)],
                        check=False, capture_output=True)
+        shutil.rmtree(self.folder.parent, ignore_errors=True)
 
     def solve(self, problem_file: Path, budget: float, solver: str, limit: float) -> dict:
         env = {**os.environ, "PYTHONPATH": str(self.folder)}
