@@ -8,8 +8,9 @@ broker, so two scrapes answered by different processes never disagree and nothin
 * ``taskgrouper_job_duration_seconds`` — run time of finished jobs (a histogram built in SQL);
 * ``taskgrouper_running_jobs{heartbeat="fresh"|"stale"}`` — running jobs whose last heartbeat is
   younger (fresh) or older (stale) than ``stale_after``, and ``taskgrouper_live_workers`` — distinct
-  workers running a job with a fresh heartbeat (an idle worker is not visible here: asking every
-  worker over the broker would make each scrape wait for the slowest one);
+  workers running a job with a fresh heartbeat (idle workers count in ``taskgrouper_workers_alive``
+  below, read from their presence beats: asking every worker over the broker would make each scrape
+  wait for the slowest one);
 * ``taskgrouper_queue_messages{queue}`` — messages waiting in each Celery queue (the length of its
   Redis lists), ``taskgrouper_workers_alive{queue}`` — worker processes consuming the queue whose
   presence beat (``service.presence``, every ``heartbeat_interval``) is younger than ``stale_after``,
