@@ -188,17 +188,18 @@ def list_jobs(
     ``after`` when that job is not one of the project's (deleted, or never existed). Its few reads
     need no common snapshot: ``session_factory`` may be an autocommit one (no BEGIN/ROLLBACK)."""
     where = [Job.project == project] + ([Job.status == status] if status else [])
-    key = tuple_(Job.created_at, Job.id)
+    counts = [func.count()]
+    if after is not None:
+        anchor = select(Job.created_at).where(Job.id == after, Job.project == project).scalar_subquery()
+        key, cursor = tuple_(Job.created_at, Job.id), tuple_(anchor, literal(after, Job.id.type))
+        found = select(func.count()).select_from(Job).where(Job.id == after, Job.project == project)
+        counts += [func.count().filter(key >= cursor), found.scalar_subquery()]
     with session_factory() as session:
-        total = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
-        position = offset
+        # two statements: the counts (and whether the cursor exists), then the page's rows
+        total, *before = session.execute(select(*counts).select_from(Job).where(*where)).one()
         if after is not None:
-            anchor = session.execute(select(Job.project, Job.created_at).where(Job.id == after)).first()
-            if anchor is None or anchor.project != project:
+            if not before[1]:
                 raise ApiError(404, f"no job {after} (the cursor of this page)", field="after")
-            cursor = tuple_(literal(anchor.created_at, Job.created_at.type), literal(after, Job.id.type))
-            newer = select(func.count()).select_from(Job).where(*where, key >= cursor)
-            position += session.scalar(newer) or 0
             where.append(key < cursor)
         rows = session.scalars(
             select(Job)
@@ -207,6 +208,7 @@ def list_jobs(
             .limit(limit)
             .offset(offset)
         ).all()
+    position = offset + (before[0] if before else 0)
     return JobListing(rows=list(rows), total=total, offset=position)
 
 
