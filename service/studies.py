@@ -476,22 +476,29 @@ def study_groupings(
 
 def _solve(answers: _Answers, budgets: list[float], solver: str, limit: float, skip_infeasible: bool
            ) -> list[tuple[float, dict[str, Any]]]:
-    """``(budget, solution)`` per budget, solving (and remembering the optimal ones) where needed."""
+    """``(budget, solution)`` per budget, solving (and remembering the optimal ones) where needed;
+    concurrent requests for the same measured set wait for one solve rather than each solving."""
     results = []
     for budget in budgets:
-        solution = answers.solutions.get(budget)
-        if solution is None:
-            try:
-                solution = json_safe(solve_timed(answers.problem, budget, solver, limit))
-            except InfeasibleBudget as exc:
-                if not skip_infeasible:
-                    raise
-                solution = {"status": "infeasible", "objective": None, "networks": [], "per_task": {},
-                            "min_budget": exc.details.get("min_budget")}
-            if solution["status"] in ("optimal", "infeasible"):
-                answers.solutions[budget] = solution
-        results.append((budget, solution))
+        with answers.lock:
+            results.append((budget, _solve_one(answers, budget, solver, limit, skip_infeasible)))
     return results
+
+
+def _solve_one(answers: _Answers, budget: float, solver: str, limit: float, skip_infeasible: bool
+               ) -> dict[str, Any]:
+    solution = answers.solutions.get(budget)
+    if solution is None:
+        try:
+            solution = json_safe(solve_timed(answers.problem, budget, solver, limit))
+        except InfeasibleBudget as exc:
+            if not skip_infeasible:
+                raise
+            solution = {"status": "infeasible", "objective": None, "networks": [], "per_task": {},
+                        "min_budget": exc.details.get("min_budget")}
+        if solution["status"] in ("optimal", "infeasible"):
+            answers.solutions[budget] = solution
+    return solution
 
 
 def _refresh(sessions: sessionmaker[Session], study: Study, version: tuple, budgets: list[float],
@@ -525,6 +532,7 @@ class _Answers:
     problem: ExplicitProblem
     measured: int
     solutions: dict[float, dict[str, Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class _AnswerCache:
