@@ -15,6 +15,7 @@ from torch import nn
 from grouping.affinity.run import AffinityRun
 from grouping.problem import parse_problem
 from grouping.selection import solve
+from service.client import TaskgrouperClient
 
 TASKS = ["height", "weight", "smoker"]
 
@@ -52,7 +53,9 @@ def _solves(run: AffinityRun, method: str) -> None:
     assert {t for network in solution.networks for t in network.serves} == set(TASKS)
 
 
-def test_lightning_trainer_fit_with_the_callback(tmp_path):
+def test_lightning_trainer_fit_with_the_callback(tmp_path, api_client):
+    """A real Lightning fit with the callback writes a run that the library solves and that the service
+    (embedded on SQLite, and server mode on PostgreSQL) accepts as uploaded and solves the same way."""
     pl = pytest.importorskip("lightning.pytorch")
     from grouping.affinity.lightning import AffinityCallback
 
@@ -98,6 +101,14 @@ def test_lightning_trainer_fit_with_the_callback(tmp_path):
     assert run.metadata["optimizer"] == "AdamW" and run.metadata["affinity_steps"] == 6
     assert len(run.trajectories["tag"]) == 2 and np.isfinite(run.matrices["tag"]).all()
     _solves(run, "tag")
+
+    client = TaskgrouperClient(http=api_client, retry=None)
+    uploaded = client.upload_affinity(out, name="lightning-fit")
+    assert uploaded.tasks == TASKS and uploaded.epochs == 2 and uploaded.metadata["framework"] == "lightning"
+    grouping = client.groupings(uploaded.id, 2, method="tag")
+    assert grouping.status == "optimal" and grouping.trust is not None
+    direct = solve(parse_problem(run.to_problem_dict("tag")), 2.0)
+    assert grouping.objective == pytest.approx(direct.objective)
 
 
 def test_hugging_face_trainer_with_the_callback(tmp_path):
