@@ -70,3 +70,14 @@ def test_time_limited_bip_on_forty_tasks_returns_at_least_the_best_partition():
         assert sol.objective >= partition_value(a, good_partitions(a, k, 2)[0]) - 1e-9
     planted = {frozenset(f"t{4 * c + m}" for m in range(4)) for c in range(10)}
     assert {frozenset(n.trains) for n in sol.networks} == planted  # k = 10: the planted clusters
+
+
+def test_no_start_leaves_a_group_below_the_minimum_size():
+    """Agglomeration may leave fewer groups than allowed; the descent must not then fill an empty group
+    with a single task (a full-size singleton is no candidate under ``forbid``)."""
+    a = np.array([[0, 1, 0, 0, -1], [1, 0, 0, 0, -1], [0, 0, 0, 1, -1], [0, 0, 1, 0, -1],
+                  [-1, -1, -1, -1, 0]], dtype=float)
+    for partition in good_partitions(a, 2, 2):
+        assert min(map(len, partition)) >= 2
+    label = local_optimum(a, np.zeros(5, dtype=int), 2, 2)
+    assert np.bincount(label, minlength=2)[np.bincount(label, minlength=2) > 0].min() >= 2

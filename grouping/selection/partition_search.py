@@ -66,6 +66,7 @@ def local_optimum(a: np.ndarray, label: np.ndarray, k: int, min_size: int, tol: 
         moves = leave[:, None] + join
         moves[tasks, label] = -np.inf
         moves[size[label] - 1 < min_size, :] = -np.inf
+        moves[:, size + 1 < min_size] = -np.inf  # an empty group takes no single task below min_size
         # swaps: i (in g_i) with j (in g_j), rows i, columns j
         pair = a + a.T
         cross = r[label][:, tasks] + c[label][:, tasks]  # [i, j] = R[g_i, j] + C[g_i, j]
@@ -175,7 +176,7 @@ def iterated_local_search(a: np.ndarray, start: list[tuple[int, ...]], min_size:
         sizes = np.bincount(label, minlength=k)
         for i in rng.choice(n, size=min(kick, n), replace=False):
             target = int(rng.integers(k))
-            if target != label[i] and sizes[label[i]] > min_size:
+            if target != label[i] and sizes[label[i]] > min_size and sizes[target] + 1 >= min_size:
                 sizes[label[i]] -= 1
                 sizes[target] += 1
                 label[i] = target
