@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -449,9 +450,9 @@ def study_groupings(
 
     While the study runs, a request whose measured set has no answer yet is answered from the
     newest remembered one that has every budget asked for (its ``trials`` says what it rests on),
-    and the new set is solved in a background thread (one per study and solver at a time): trials
-    that keep ending do not put a solve into every request. A complete study is always answered
-    on all its trials.
+    and the new set is solved in a background thread (one per study and solver at a time, at most
+    every :data:`REFRESH_SECONDS`): trials that keep ending do not put a solve into every request.
+    A complete study is always answered on all its trials.
 
     Raises ``InfeasibleBudget`` below the cheapest covering unless ``skip_infeasible`` (that budget's
     entry is then an ``infeasible`` solution); ``InputError`` (``trials``) while a task is unserved."""
@@ -504,12 +505,15 @@ def _solve_one(answers: _Answers, budget: float, solver: str, limit: float, skip
 def _refresh(sessions: sessionmaker[Session], study: Study, version: tuple, budgets: list[float],
              solver: str, time_limit: float) -> None:
     """Solve ``version`` at ``budgets`` in a background thread, unless one is already at work for
-    this study and solver."""
+    this study and solver or one started less than :data:`REFRESH_SECONDS` ago (the solves share
+    the API process with the requests)."""
     key = (study.id, solver)
     with _REFRESHING_LOCK:
-        if key in _REFRESHING:
+        now = time.monotonic()
+        if key in _REFRESHING or now - _REFRESHED.get(key, -REFRESH_SECONDS) < REFRESH_SECONDS:
             return
         _REFRESHING.add(key)
+        _REFRESHED[key] = now
 
     def work() -> None:
         try:
@@ -573,3 +577,8 @@ _ANSWERS = _AnswerCache(ANSWER_CACHE)
 #: (study, solver) pairs whose newest measured set is being solved in the background
 _REFRESHING: set[tuple[str, str]] = set()
 _REFRESHING_LOCK = threading.Lock()
+#: when each (study, solver)'s last background solve started (``time.monotonic``)
+_REFRESHED: dict[tuple[str, str], float] = {}
+#: the least seconds between two background solves of one study: a running study's answers lag its
+#: trials by about this much (each says what it rests on)
+REFRESH_SECONDS = 5.0
