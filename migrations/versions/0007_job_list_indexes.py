@@ -3,16 +3,16 @@
 ``(project, status, created_at)``) for one status, so that a page is read from the index in order
 without sorting the project's jobs, however deep it lies. The downgrade restores the earlier index.
 
-Revision ID: 0006
-Revises: 0007 (numbered before it, written after: the studies' migration took 0005's place first)
+Revision ID: 0007
+Revises: 0006
 Create Date: 2025-01-08
 """
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0006"
-down_revision = "0007"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

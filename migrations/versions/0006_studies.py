@@ -4,7 +4,7 @@
 budgets, training config, seed, lease length and attempts; ``trials`` one network each (unique per
 study and network), with its state, lease, values and timings. The downgrade drops both.
 
-Revision ID: 0007
+Revision ID: 0006
 Revises: 0005
 Create Date: 2025-01-07
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0007"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
