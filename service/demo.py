@@ -29,6 +29,7 @@ from tqdm import tqdm
 from grouping.data import BUILTIN_DATASETS
 from grouping.errors import InputError
 from grouping.problem import parse_problem
+from grouping.selection.solvers import DEFAULT_SOLVER
 from service.db import make_engine, make_session_factory
 from service.executor import InProcessExecutor
 from service.groupings import (
@@ -134,7 +135,7 @@ def run_demo(
         result = session.scalar(
             select(AffinityResult).where(AffinityResult.job_id == job.id, AffinityResult.method == method)
         )
-    key = GroupingKey(job.id, method, "bip", rule)
+    key = GroupingKey(job.id, method, DEFAULT_SOLVER, rule)
     curve = [
         (b, s)
         for b, s, _ in job_groupings(

@@ -44,6 +44,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from grouping.errors import InputError
 from grouping.problem import AffinityProblem, Problem, Solution, parse_problem
 from grouping.selection import InfeasibleBudget, solve
+from grouping.selection.solvers import DEFAULT_SOLVER
 from grouping.selection.trust import problem_samples, resampled_affinity, selection_trust
 from service.affinity_runs import run_table
 from service.db import transaction
@@ -377,7 +378,7 @@ def precompute(
     session_factory: sessionmaker[Session],
     job_id: str,
     *,
-    solver: str = "bip",
+    solver: str = DEFAULT_SOLVER,
     singletons: str = "forbid",
     time_limit: float | None = None,
 ) -> int:

@@ -106,9 +106,13 @@ def test_the_get_groupings_query_is_one_form_exploded_object(api_client):
     [parameter] = operation["parameters"]
     assert parameter["in"] == "query" and parameter["style"] == "form" and parameter["explode"] is True
     schema = parameter["schema"]
-    assert schema["required"] == ["job_id"]
+    # exactly one of job_id and study_id, and exactly one of budget and budgets
+    assert not schema.get("required")
+    assert schema["anyOf"] == [{"required": ["job_id"]}, {"required": ["study_id"]}]
+    assert schema["not"] == {"required": ["job_id", "study_id"]}
     assert schema["oneOf"] == [{"required": ["budget"]}, {"required": ["budgets"]}]
-    assert set(schema["properties"]) == {"job_id", "budget", "budgets", "method", "solver", "singletons"}
+    assert set(schema["properties"]) == {"job_id", "study_id", "budget", "budgets", "method", "solver",
+                                         "singletons"}
 
 
 JOB_BODY = {"dataset": "digits-attributes", "training": {"epochs": 1}}

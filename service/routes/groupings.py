@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from grouping.errors import InputError
 from grouping.problem import parse_problem
+from grouping.selection.solvers import DEFAULT_SOLVER
 from grouping.selection.trust import problem_samples
 from service import jobs
 from service.errors import input_error_response, problem_responses
@@ -107,7 +108,7 @@ _GET_PARAMETERS = {
     "(default: the first)",
     "study_id": "a study (POST /studies), solved on the trials measured so far (its strategy's "
     "predictions fill unmeasured networks); exactly one of job_id and study_id",
-    "solver": "the solver (default bip)",
+    "solver": f"the solver (default {DEFAULT_SOLVER}: the exact method picked per table; proved_by names it)",
     "singletons": "affinity tables' singleton rule (default forbid: a task is served alone only by a "
     "half-size network); a warm_start table is explicit and answers singletons 'none' whatever is asked",
 }
@@ -177,7 +178,7 @@ async def get_groupings(
     budget: Annotated[float | None, Query(gt=0, allow_inf_nan=False, include_in_schema=False)] = None,
     budgets: Annotated[Budgets | None, Query(include_in_schema=False)] = None,
     method: Annotated[Name | None, Query(include_in_schema=False)] = None,
-    solver: Annotated[Solver, Query(include_in_schema=False)] = "bip",
+    solver: Annotated[Solver, Query(include_in_schema=False)] = DEFAULT_SOLVER,
     singletons: Annotated[Singletons | None, Query(include_in_schema=False)] = None,
 ) -> GroupingOut | GroupingCurve | StudyGroupingOut | StudyGroupingCurve:
     """The job's optimal grouping at ``budget`` (or the curve over ``budgets``), in the selection JSON,
