@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from child_processes import Processes, running_in
+from child_processes import Processes, free_port, running_in
 from conftest import make_key, service_env
 
 from grouping.affinity.run import AffinityRun
@@ -258,13 +258,6 @@ def test_the_client_uploads_a_library_run_a_dict_and_a_file(embedded_client, tmp
 def processes(tmp_path: Path) -> Iterator[Processes]:
     yield from running_in(tmp_path)
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def serve(processes: Processes, env: dict[str, str]) -> tuple[subprocess.Popen, str]:

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from child_processes import Processes, running_in
+from child_processes import Processes, free_port, running_in
 from conftest import TINY_JOB
-from test_fault_worker import free_port
 from test_hardening_server import wait_until
 
 from service.cli import build_parser

@@ -5,12 +5,12 @@ job without blocking the event loop."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 
 import httpx
 import pytest
 import uvicorn
+from child_processes import free_port
 from conftest import TINY_JOB, make_key
 from httpx_retries import RetryTransport
 from test_hardening_server import serving, wait_until
@@ -41,14 +41,9 @@ class _Counting(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 def test_a_server_that_is_down_then_comes_up_is_reached_after_retries(embedded_settings):
-    port = _free_port()
+    port = free_port()
     counting = _Counting()
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}",
                         transport=RetryTransport(counting, retry=default_retry()))
@@ -69,7 +64,7 @@ def test_a_server_that_is_down_then_comes_up_is_reached_after_retries(embedded_s
 
 def test_no_server_at_all_is_a_clear_error_after_the_retries(embedded_settings):
     retry = default_retry().copy_with(backoff_factor=0.01)
-    with TaskgrouperClient(f"http://127.0.0.1:{_free_port()}", retry=retry) as client, \
+    with TaskgrouperClient(f"http://127.0.0.1:{free_port()}", retry=retry) as client, \
             pytest.raises(ServerUnreachable, match="no answer from http://127.0.0.1:.*/jobs"):
         client.jobs()
 
@@ -132,7 +127,7 @@ def test_submit_job_retried_by_hand_with_its_key_creates_one_job(embedded_settin
 
 
 def test_a_503_is_retried_for_a_post_with_an_idempotency_key_only(server_settings):
-    settings = server_settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{_free_port()}/0",
+    settings = server_settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{free_port()}/0",
                                                   "rate_limit_url": server_settings.broker_url})
     key = make_key(settings, settings.default_project)
     with serving(create_app(settings)) as url:

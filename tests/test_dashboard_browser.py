@@ -22,10 +22,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from child_processes import Processes, running_in
+from child_processes import Processes, free_port, running_in
 from conftest import make_key, service_env, stored_job
 from playwright import sync_api as playwright
-from test_fault_worker import free_port
 
 from service.settings import Settings
 

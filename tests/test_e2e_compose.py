@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
+from child_processes import free_port
 
 from service.client import TaskgrouperClient
 
@@ -62,11 +62,6 @@ def local_service(value: str, endpoints: dict[str, str]) -> str:
     host = urlsplit(value).hostname if "://" in value else None
     return endpoints.get(host, value) if host else value
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def native(

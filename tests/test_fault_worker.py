@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from child_processes import Processes, running_in
+from child_processes import Processes, free_port, running_in
 from conftest import TINY_JOB, service_env
 from sqlalchemy import func, select
 
@@ -44,11 +43,6 @@ STALL_SECONDS = 300.0
 STEPS_PER_EPOCH = 10
 LONG_JOB = {**TINY_JOB, "training": {"epochs": 6, "batch_size": 128, "patience": 0, "every": 5}}
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
+from child_processes import free_port
 from conftest import TINY_JOB, make_key, service_env
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -182,11 +183,6 @@ def test_live_workers_are_running_jobs_with_fresh_heartbeats(server_settings, se
 # --- a real server with two worker processes ------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(params=["pid-labelled", "multiprocess"])
 def two_workers(
@@ -202,7 +198,7 @@ def two_workers(
         folder = tmp_path / "prometheus"
         folder.mkdir()
         env["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "uvicorn.log").open("w")
     command = [sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app", "--workers", "2"]
     server = subprocess.Popen(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from child_processes import free_port
 from conftest import make_key, service_env
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
@@ -136,11 +136,6 @@ def test_the_multiprocess_folder_is_made_only_for_several_workers_and_never_repl
             shutil.rmtree(folder)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def _serve_command() -> list[str]:
     exe = shutil.which("taskgrouper")
@@ -171,7 +166,7 @@ def _start(settings: Settings, tmp_path: Path, extra_env: dict[str, str]) -> Ser
     tmp = tmp_path / "tmp"
     tmp.mkdir(parents=True)
     env.update({"TMPDIR": str(tmp), **extra_env})
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     process = subprocess.Popen(
         [*_serve_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],

@@ -16,7 +16,6 @@ Every wait polls the state it waits for, with a generous deadline (the machine m
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from typing import Any
 import psycopg
 import pytest
 import redis
-from child_processes import Processes, running_in
+from child_processes import Processes, free_port, running_in
 from conftest import PG_BASE, SESSION_TAG, TINY_JOB, _client, _libpq, service_env
 from sqlalchemy.engine import make_url
 
@@ -46,11 +45,6 @@ pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.timeout(420)]
 #: a job that trains long enough to be killed mid-way
 LONG_JOB = {**TINY_JOB, "training": {"epochs": 200, "batch_size": 128, "patience": 0, "every": 5}}
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def poll(predicate: Callable[[], Any], timeout: float, what: str, logs: Callable[[], str] = str) -> Any:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from child_processes import free_port
 
 from grouping.problem import parse_problem
 from grouping.selection import solve
@@ -57,11 +57,6 @@ with TaskgrouperClient(os.environ["SERVER"], api_key=os.environ["KEY"]) as clien
 def loss(task: str, group: list[str]) -> float:
     return round(1.0 - 0.05 * (len(group) - 1) + 0.01 * "abcd".index(task), 6)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float, what: str, logs=str):
