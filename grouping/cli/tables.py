@@ -71,9 +71,10 @@ class _Report:
               f"{time.monotonic() - self.started:.1f}s -> {where}{also}", file=sys.stderr, flush=True)
 
 
-def run_tables(args: argparse.Namespace, build: Callable[..., NetworkTable] = build_table) -> int:
-    """The command: ``build`` (:func:`grouping.tables.build_table`'s signature) trains the table —
-    in a local process pool, or (``service.tables_command``) on the workers of a study."""
+def run_tables(args: argparse.Namespace, build: Callable[..., NetworkTable] | None = None) -> int:
+    """The command: ``build`` (:func:`grouping.tables.build_table`'s signature; default that function,
+    looked up when the command runs) trains the table — in a local process pool, or
+    (``service.tables_command``) on the workers of a study."""
     spec = dataset_spec(args)
     builtin = BUILTIN_DATASETS.get(spec.source)
     epochs = args.epochs
@@ -86,7 +87,7 @@ def run_tables(args: argparse.Namespace, build: Callable[..., NetworkTable] = bu
         workers = args.workers or default_workers()
         print(f"tables ({args.method}): training the networks on {spec.source} in up to {workers} "
               f"process{'es' if workers != 1 else ''}", file=sys.stderr, flush=True)
-    table = build(spec, args.method, ModelConfig(), training, workers=args.workers,
+    table = (build or build_table)(spec, args.method, ModelConfig(), training, workers=args.workers,
                   esa_fraction=args.esa_fraction, on_done=report.network)
     text = json.dumps(table.to_problem(args.split, args.cost).to_dict(), indent=2)
     try:
