@@ -48,6 +48,23 @@ def pg_url() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def private_db() -> Iterator[str]:
+    """A migrated PostgreSQL database of this test alone (dropped at the end)."""
+    from service.migrate import upgrade
+
+    name = f"taskgrouper_test_{SESSION_TAG}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(_libpq(PG_BASE), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_BASE).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(_libpq(PG_BASE), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """The test Redis database (keys of this session's queues removed at the end)."""

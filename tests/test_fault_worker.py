@@ -51,12 +51,14 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
 
 
 @pytest.fixture
-def fault_settings(server_settings: Settings) -> Settings:
-    """Server settings with a fast heartbeat and reaper (a worker silent for 3 s is presumed dead) and
-    queues of this test alone (no other test's messages ahead of its jobs)."""
+def fault_settings(server_settings: Settings, private_db: str) -> Settings:
+    """Server settings with a fast heartbeat and reaper (a worker silent for 3 s is presumed dead), and
+    a database and queues of this test alone: no other test's jobs ahead of its own (a reaper
+    republishes every long-queued job of its database onto its queue)."""
     tag = uuid.uuid4().hex[:8]
     return server_settings.model_copy(
         update={
+            "database_url": private_db,
             "heartbeat_interval": 0.3,
             "stale_after": 3.0,
             "reap_interval": 0.5,

@@ -25,12 +25,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import redis
 from child_processes import Processes, free_port, running_in
-from conftest import PG_BASE, SESSION_TAG, TINY_JOB, _client, _libpq, service_env
-from sqlalchemy.engine import make_url
+from conftest import TINY_JOB, _client, service_env
 
 from service.client import TaskgrouperClient
 from service.db import make_engine, make_session_factory
@@ -108,23 +106,6 @@ def redis_server(processes: Processes, tmp_path: Path) -> RedisServer:
     server = RedisServer(processes, tmp_path)
     server.start()
     return server
-
-
-@pytest.fixture
-def private_db() -> Iterator[str]:
-    """A migrated PostgreSQL database of this test alone (dropped at the end)."""
-    from service.migrate import upgrade
-
-    name = f"taskgrouper_test_{SESSION_TAG}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(_libpq(PG_BASE), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(PG_BASE).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with psycopg.connect(_libpq(PG_BASE), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
