@@ -63,6 +63,7 @@ API_KEY_ENV = "TASKGROUPER_API_KEY"
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 T = TypeVar("T")
+H = TypeVar("H", httpx.Client, httpx.AsyncClient)
 
 
 class ApiError(Exception):
@@ -261,14 +262,28 @@ class _Api:
         return self._call("DELETE", f"/datasets/{dataset_id}", _none)
 
 
-def _client_options(
-    base_url: str | None, api_key: str | None, headers: dict[str, str] | None
-) -> tuple[str, dict[str, str]]:
-    """The base URL (argument, else ``TASKGROUPER_SERVER``, else :data:`DEFAULT_SERVER`) and headers
-    (``Authorization: Bearer`` from ``api_key``, else ``TASKGROUPER_API_KEY``)."""
+def _http_client(
+    http: H | None,
+    kind: type[H],
+    transport: type[httpx.BaseTransport] | type[httpx.AsyncBaseTransport],
+    base_url: str | None,
+    api_key: str | None,
+    headers: dict[str, str] | None,
+    timeout: float,
+    retry: Retry | None,
+) -> H:
+    """``http`` with the headers added, else a new ``kind`` (``httpx.Client`` or ``httpx.AsyncClient``)
+    over ``transport`` (wrapped in a ``RetryTransport`` when ``retry`` is set). The base URL is the
+    argument, else ``TASKGROUPER_SERVER``, else :data:`DEFAULT_SERVER`; the headers carry
+    ``Authorization: Bearer`` from ``api_key``, else ``TASKGROUPER_API_KEY``."""
     api_key = api_key or os.environ.get(API_KEY_ENV)
-    auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return base_url or os.environ.get(SERVER_ENV) or DEFAULT_SERVER, {**auth, **(headers or {})}
+    headers = {**({"Authorization": f"Bearer {api_key}"} if api_key else {}), **(headers or {})}
+    if http is not None:
+        http.headers.update(headers)
+        return http
+    plain = transport()
+    return kind(base_url=base_url or os.environ.get(SERVER_ENV) or DEFAULT_SERVER, timeout=timeout,
+                headers=headers, transport=RetryTransport(plain, retry=retry) if retry else plain)
 
 
 def _result(response: httpx.Response, parse: Callable[[Any], T]) -> T:
@@ -304,14 +319,8 @@ class TaskgrouperClient(_Api):
         retry: Retry | None = default_retry(),
         http: httpx.Client | None = None,
     ) -> None:
-        base_url, headers = _client_options(base_url, api_key, headers)
-        if http is None:
-            plain = httpx.HTTPTransport()
-            transport = RetryTransport(plain, retry=retry) if retry else plain
-            http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers, transport=transport)
-        else:
-            http.headers.update(headers)
-        self.http = http
+        self.http = _http_client(http, httpx.Client, httpx.HTTPTransport, base_url, api_key, headers,
+                                 timeout, retry)
         #: the retry policy (a request picks a narrower one, see :func:`_request_options`; with ``http``
         #: it applies where that client's transport is an ``httpx_retries.RetryTransport``)
         self.retry = retry
@@ -377,14 +386,8 @@ class AsyncTaskgrouperClient(_Api):
         retry: Retry | None = default_retry(),
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        base_url, headers = _client_options(base_url, api_key, headers)
-        if http is None:
-            plain = httpx.AsyncHTTPTransport()
-            transport = RetryTransport(plain, retry=retry) if retry else plain
-            http = httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=headers, transport=transport)
-        else:
-            http.headers.update(headers)
-        self.http = http
+        self.http = _http_client(http, httpx.AsyncClient, httpx.AsyncHTTPTransport, base_url, api_key,
+                                 headers, timeout, retry)
         #: the retry policy (a request picks a narrower one, see :func:`_request_options`; with ``http``
         #: it applies where that client's transport is an ``httpx_retries.RetryTransport``)
         self.retry = retry
