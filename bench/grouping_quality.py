@@ -28,6 +28,11 @@ Methods (the names in the report):
 * ``tag_half_x3``, ``tag_first_order_half_x3`` — the mean matrix of three affinity runs with
   different seeds (3 MTL runs), half-size singletons allowed;
 * ``hoa_short`` — the pairwise table with every network trained for only 3 epochs, + HOA;
+* ``adaptive`` — the active strategy of studies (:mod:`grouping.studies.strategy`): singles, pairs (and
+  the half-size singles), then rounds that train every unmeasured network the current selections
+  choose, predicted by ``subset_best``, until the selections rest on measured networks only; its
+  networks are read from the method seed's exhaustive table (generated suites) or the authors'
+  validation table (published suites), with losses divided by each task's single-task network's;
 * ``warm_start`` — the all-task network trained once, a copy fine-tuned for half an epoch on each
   task subset (and a half-size all-task network fine-tuned on each single task), selected on the
   copies' validation losses (``grouping.tables.warm_start_table``); ``warm_start_1ep`` fine-tunes for
@@ -79,6 +84,8 @@ from grouping.evaluation import quality_curve  # noqa: E402
 from grouping.problem import parse_problem  # noqa: E402
 from grouping.scores import affinity_problem  # noqa: E402
 from grouping.selection import solve_curve  # noqa: E402
+from grouping.studies.problem import Measurement  # noqa: E402
+from grouping.studies.strategy import StudyPlan, initial_networks, next_networks  # noqa: E402
 from grouping.tables import NetworkTable, build_table, default_workers, warm_start_table  # noqa: E402
 
 #: the method users get by default (``tag_first_order``, half-size singletons allowed), and the
@@ -114,6 +121,26 @@ def pair_rows(table: NetworkTable) -> NetworkTable:
                         table.metadata)
 
 
+def adaptive(table: NetworkTable, half_singletons: bool) -> tuple[Any, list[Any]]:
+    """The ``adaptive`` study strategy run against ``table``'s validation losses, each divided by its
+    task's single-task network's: its final problem (measured networks + ``subset_best``
+    predictions) and the rows it trained."""
+    tasks = table.tasks
+    plan = StudyPlan(tasks, "adaptive", "loss", half_singletons=half_singletons, budgets=budgets_for(tasks))
+    stl = {t: table.row((t,)).val_loss[t] for t in tasks}
+    rows: list[Any] = []
+
+    def measure(keys: list[Any]) -> list[Measurement]:
+        rows.extend(table.row(group, size) for group, size in keys)
+        return [Measurement(group, size, {t: table.row(group, size).val_loss[t] / stl[t] for t in group})
+                for group, size in keys]
+
+    measured = measure(initial_networks(plan))
+    while new := next_networks(plan, measured, {m.key for m in measured}):
+        measured += measure(new)
+    return plan.problem(measured), rows
+
+
 def affinity_with(tasks: list[str], matrix: np.ndarray, half: bool) -> dict[str, Any]:
     """TAG's rule on ``matrix`` (diagonal unused), optionally with half-size singletons."""
     return {**affinity_problem(tasks, matrix), "half_singletons": half}
@@ -137,6 +164,8 @@ def run_generated(suite: GeneratedSuite, tables: list[NetworkTable], replicate: 
     record("exhaustive", normalized(own.to_problem("val")), table_cost(own.rows, reference))
     pairs = pair_rows(own)
     record("hoa", normalized(pairs.to_problem("val")), table_cost(pairs.rows, reference))
+    active, queried = adaptive(own, half_singletons=True)
+    record("adaptive", active, table_cost(queried, reference))
 
     started = time.perf_counter()
     esa = build_table(suite.spec, "esa", suite.model, training, workers=workers)
@@ -203,6 +232,8 @@ def run_published(suite: PublishedSuite, log: Log) -> dict[str, dict[str, Any]]:
         "hoa": {"regret": regrets(truth, normalized(pair_rows(suite.val).to_problem("val")), budgets),
                 "cost": float(len(pair_rows(suite.val).rows))},
     }
+    active, queried = adaptive(suite.val, half_singletons=any(r.size == "half" for r in suite.val.rows))
+    out["adaptive"] = {"regret": regrets(truth, active, budgets), "cost": float(len(queried))}
     if suite.esa is not None:
         out["esa"] = {"regret": regrets(truth, normalized(suite.esa.to_problem("val")), budgets),
                       "cost": float(len(suite.esa.rows))}

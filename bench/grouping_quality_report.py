@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-ORDER = ("oracle", "exhaustive", "hoa", "esa", "hoa_short", "tag_half_x3", "tag_first_order_half_x3",
-         "tag_val_half", "tag_half", "tag_first_order_half", "tag", "tag_first_order", "grad_cosine",
+ORDER = ("oracle", "exhaustive", "hoa", "adaptive", "esa", "hoa_short", "tag_half_x3",
+         "tag_first_order_half_x3", "tag_val_half", "tag_half", "tag_first_order_half", "tag",
+         "tag_first_order", "grad_cosine",
          "warm_start", "warm_start_1ep")
 
 
