@@ -6,7 +6,8 @@ Playwright; no browser is downloaded), against a real ``taskgrouper serve``:
   score-versus-budget curve with the job's task names and a grouping diagram that follows the budget
   slider (checked against the API's grouping at that budget); the comparison page shows both methods,
   and the job against the uploaded run; ``/docs`` and ``/redoc`` render with every request answered
-  by the server itself (no CDN). Screenshots go to ``bench/results/``.
+  by the server itself (no CDN). Screenshots go to a temporary folder, or to the folder
+  ``TASKGROUPER_SCREENSHOTS`` names (``bench/results`` refreshes the committed ones).
 * server mode (PostgreSQL, Redis, API keys): the dashboard asks for a key, refuses a wrong one, and
   then shows that key's project's jobs only; a failed job's page shows its error and its log's entry
   naming the failing step.
@@ -31,7 +32,6 @@ from service.settings import Settings
 pytestmark = [pytest.mark.slow]
 
 CHROMIUM = os.environ.get("TASKGROUPER_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "bench" / "results"
 #: seconds a page may take to show what is waited for (a loaded 2-core machine, plotly.js is 4.8 MB)
 PAGE_SECONDS = 90
 JOB = {
@@ -45,6 +45,14 @@ JOB = {
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[Processes]:
     yield from running_in(tmp_path)
+
+
+@pytest.fixture
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the pages' screenshots go: ``TASKGROUPER_SCREENSHOTS`` if set, else a temporary folder
+    (a test run does not rewrite the committed ones)."""
+    chosen = os.environ.get("TASKGROUPER_SCREENSHOTS")
+    return Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture
@@ -106,7 +114,7 @@ def networks_of(solution: dict) -> list[list[list[str]]]:
     return [[n["trains"], n["serves"]] for n in solution["networks"]]
 
 
-def test_dashboard_embedded_job(browser, processes: Processes, tmp_path: Path) -> None:
+def test_dashboard_embedded_job(browser, processes: Processes, tmp_path: Path, screenshots: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKGROUPER_")}
     env["TASKGROUPER_HOME"] = str(tmp_path / "home")
     base = serve(processes, env)
@@ -136,7 +144,7 @@ def test_dashboard_embedded_job(browser, processes: Processes, tmp_path: Path) -
     page.wait_for_selector(f"tr[data-job='{job['id']}']")
     assert "succeeded" in page.inner_text(f"tr[data-job='{job['id']}']")
     page.wait_for_selector(f"tr[data-run='{run['id']}']")
-    page.screenshot(path=SCREENSHOTS / "dashboard_jobs.png", full_page=True)
+    page.screenshot(path=screenshots / "dashboard_jobs.png", full_page=True)
 
     page.click(f"tr[data-job='{job['id']}'] a")
     page.wait_for_selector("#diagram .network")
@@ -162,7 +170,7 @@ def test_dashboard_embedded_job(browser, processes: Processes, tmp_path: Path) -
     assert diagram(page) == networks_of(next(s for s in curve if s["budget"] == 2.5))
     downloads = page.eval_on_selector_all("#downloads a", "links => links.map(a => a.download)")
     assert sum(name.endswith(".csv") for name in downloads) == 3 and len(downloads) == 6
-    page.screenshot(path=SCREENSHOTS / "dashboard_job.png", full_page=True)
+    page.screenshot(path=screenshots / "dashboard_job.png", full_page=True)
 
     page.goto(f"{base}/dashboard/compare?a={job['id']}")
     page.wait_for_selector("#diagram-b .network")
@@ -176,12 +184,12 @@ def test_dashboard_embedded_job(browser, processes: Processes, tmp_path: Path) -
     page.goto(f"{base}/dashboard/compare?a={job['id']}:tag_first_order&b={run['id']}:tag")
     page.wait_for_selector("#diagram-b .network")
     assert page.inner_text("#title-b") == "B: tag · uploaded run my-cnn"
-    page.screenshot(path=SCREENSHOTS / "dashboard_compare.png", full_page=True)
+    page.screenshot(path=screenshots / "dashboard_compare.png", full_page=True)
 
     page.goto(base + "/docs")
     page.wait_for_selector(".opblock-summary-path")
     assert "/jobs" in page.inner_text(".swagger-ui")
-    page.screenshot(path=SCREENSHOTS / "dashboard_docs.png")
+    page.screenshot(path=screenshots / "dashboard_docs.png")
     page.goto(base + "/redoc")
     page.locator("h2", has_text="Submit Job").first.wait_for()
     assert not errors, errors
@@ -189,7 +197,8 @@ def test_dashboard_embedded_job(browser, processes: Processes, tmp_path: Path) -
     assert not outside, f"requests leaving the server: {outside}"
 
 
-def test_dashboard_asks_for_an_api_key(browser, processes: Processes, server_settings: Settings) -> None:
+def test_dashboard_asks_for_an_api_key(browser, processes: Processes, server_settings: Settings,
+                                        screenshots: Path) -> None:
     from service.db import make_engine, make_session_factory, transaction
     from service.models import JobLogRecord
 
@@ -229,5 +238,5 @@ def test_dashboard_asks_for_an_api_key(browser, processes: Processes, server_set
     page.wait_for_selector("#log .ERROR")
     assert reason in page.inner_text("#head .error") and "dataset.features" in page.inner_text("#head .error")
     assert "[load_dataset]" in page.inner_text("#log .ERROR")
-    page.screenshot(path=SCREENSHOTS / "dashboard_failed_job.png", full_page=True)
+    page.screenshot(path=screenshots / "dashboard_failed_job.png", full_page=True)
     assert not errors, errors
