@@ -22,28 +22,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import httpx
 import numpy as np
-import psycopg
 import redis
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _fixtures import free_port, seed_succeeded_job  # noqa: E402
+from _fixtures import (  # noqa: E402
+    add_server_arguments,
+    seed_succeeded_job,
+    server_env,
+    serving,
+    throwaway_database,
+)
 
 from service.auth import create_api_key  # noqa: E402
 from service.db import make_engine, make_session_factory  # noqa: E402
-from service.migrate import upgrade  # noqa: E402
 
 JOB_BODY = {"dataset": "digits-attributes", "methods": ["tag"], "training": {"epochs": 1}}
 
@@ -154,69 +155,28 @@ async def drive(base: str, job_id: str, key: str, args: argparse.Namespace) -> N
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "TASKGROUPER_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-        ),
-        help="a PostgreSQL server where a throw-away database may be created",
-    )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    add_server_arguments(parser)
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--get-rate", type=float, default=200.0)
     parser.add_argument("--post-rate", type=float, default=50.0)
     args = parser.parse_args()
 
-    tag = uuid.uuid4().hex[:8]
-    name = f"taskgrouper_bench_{tag}"
-    admin_url = make_url(args.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(args.database_url).set(database=name).render_as_string(hide_password=False)
-    queue = f"bench-training-{tag}"
-    server = None
-    try:
-        upgrade(url)
-        engine = make_engine(url)
+    with throwaway_database(args.database_url) as database, TemporaryDirectory() as home:
+        engine = make_engine(database.url)
         sessions = make_session_factory(engine)
         job_id = seed_succeeded_job(sessions, "default", "api_load")
         key = create_api_key(sessions, "default", name="api_load")[1]
         engine.dispose()
-        port = free_port()
-        with TemporaryDirectory() as home:
-            env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith("TASKGROUPER_")},
-                "TASKGROUPER_DATABASE_URL": url,
-                "TASKGROUPER_BROKER_URL": args.redis_url,
-                "TASKGROUPER_HOME": home,
-                "TASKGROUPER_TRAINING_QUEUE": queue,
-                "TASKGROUPER_RATE_LIMIT_REQUESTS": "100000000",  # counted in Redis, never reached
-            }
-            server = subprocess.Popen(
-                [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "2"],
-                env=env,
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-            )
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(600):
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            print(
-                f"server mode: 2 uvicorn workers, PostgreSQL {name}, Redis {args.redis_url}; "
-                f"{os.cpu_count()} CPUs shared by server and load generator"
-            )
-            asyncio.run(drive(base, job_id, key, args))
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        redis.Redis.from_url(args.redis_url).delete(queue)
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        env = server_env(database, args.redis_url, home)
+        try:
+            with serving(env, workers=2) as (base, _pid):
+                print(
+                    f"server mode: 2 uvicorn workers, PostgreSQL {database.name}, Redis {args.redis_url}; "
+                    f"{os.cpu_count()} CPUs shared by server and load generator"
+                )
+                asyncio.run(drive(base, job_id, key, args))
+        finally:
+            redis.Redis.from_url(args.redis_url).delete(env["TASKGROUPER_TRAINING_QUEUE"])
     return 0
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import time
 import uuid
@@ -30,18 +29,15 @@ from tempfile import TemporaryDirectory
 import httpx
 import numpy as np
 import psycopg
-import redis
 from sqlalchemy import insert
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _fixtures import free_port  # noqa: E402
+from _fixtures import add_server_arguments, server_env, serving, throwaway_database  # noqa: E402
 
 from service.auth import create_api_key  # noqa: E402
 from service.db import make_engine, make_session_factory, transaction  # noqa: E402
-from service.migrate import upgrade  # noqa: E402
 from service.models import Job  # noqa: E402
 
 PROJECT = "bench"
@@ -172,29 +168,14 @@ def measure(base: str, key: str, repeat: int, server: int, database: tuple[str, 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "TASKGROUPER_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-        ),
-        help="a PostgreSQL server where a throw-away database may be created",
-    )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    add_server_arguments(parser)
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs of the measured project")
     parser.add_argument("--repeat", type=int, default=3, help="walks through every page of each list")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown report here")
     args = parser.parse_args()
 
-    tag = uuid.uuid4().hex[:8]
-    name = f"taskgrouper_bench_{tag}"
-    admin_url = make_url(args.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(args.database_url).set(database=name).render_as_string(hide_password=False)
-    server = None
-    try:
-        upgrade(url)
-        engine = make_engine(url)
+    with throwaway_database(args.database_url) as database, TemporaryDirectory() as home:
+        engine = make_engine(database.url)
         sessions = make_session_factory(engine)
         rng = np.random.default_rng(0)
         started = time.perf_counter()
@@ -205,38 +186,8 @@ def main() -> int:
         print(f"seeded {2 * args.jobs} jobs in {time.perf_counter() - started:.1f} s", flush=True)
         key = create_api_key(sessions, PROJECT, name="job_list")[1]
         engine.dispose()
-        port = free_port()
-        with TemporaryDirectory() as home:
-            env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith("TASKGROUPER_")},
-                "TASKGROUPER_DATABASE_URL": url,
-                "TASKGROUPER_BROKER_URL": args.redis_url,
-                "TASKGROUPER_HOME": home,
-                "TASKGROUPER_TRAINING_QUEUE": f"bench-training-{tag}",
-                "TASKGROUPER_RATE_LIMIT_REQUESTS": "100000000",  # counted in Redis, never reached
-            }
-            server = subprocess.Popen(
-                [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
-                env=env,
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(600):
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            lines = measure(base, key, args.repeat, server.pid, (admin_url, name))
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        redis.Redis.from_url(args.redis_url).close()
+        with serving(server_env(database, args.redis_url, home)) as (base, pid):
+            lines = measure(base, key, args.repeat, pid, (database.admin_url, database.name))
     load = os.getloadavg()
     facts = (
         f"{args.jobs} jobs of the measured project and {args.jobs} of another in PostgreSQL; "
