@@ -88,10 +88,25 @@ def server_env(database: Database, redis_url: str, home: str, **extra: str) -> d
     }
 
 
+def wait_ready(base: str, seconds: float, server: subprocess.Popen | None = None) -> None:
+    """Return once ``base``'s ``/readyz`` answers 200; ``TimeoutError`` after ``seconds``, or as soon as
+    ``server`` (the process serving it, if given) has exited."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or (server is not None and server.poll() is not None):
+            raise TimeoutError(f"the API at {base} did not become ready")
+        time.sleep(0.1)
+
+
 @contextmanager
 def serving(env: dict[str, str], workers: int = 1, quiet: bool = True) -> Iterator[tuple[str, int]]:
     """Run ``taskgrouper serve`` with ``workers`` uvicorn workers in ``env`` on a free port; yield its
-    base URL and process id once ``/readyz`` answers 200 (``RuntimeError`` after
+    base URL and process id once ``/readyz`` answers 200 (:func:`wait_ready`, ``TimeoutError`` after
     :data:`READY_SECONDS`), and stop it afterwards."""
     port = free_port()
     command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port)]
@@ -101,16 +116,7 @@ def serving(env: dict[str, str], workers: int = 1, quiet: bool = True) -> Iterat
     server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=output, stderr=output)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + READY_SECONDS
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError(f"taskgrouper serve did not become ready at {base}")
-            time.sleep(0.1)
+        wait_ready(base, READY_SECONDS, server)
         yield base, server.pid
     finally:
         server.terminate()

@@ -59,7 +59,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _fixtures import free_port, seed_succeeded_job  # noqa: E402
+from _fixtures import free_port, seed_succeeded_job, wait_ready  # noqa: E402
 
 from service.auth import create_api_key  # noqa: E402
 from service.db import make_engine, make_session_factory  # noqa: E402
@@ -519,18 +519,12 @@ def main() -> int:
             start("api", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
             worker = start("worker", "worker", "--loglevel", "WARNING")
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(
-                        "the API did not become ready:\n" + (logs / "api.log").read_text()[-3000:]
-                    )
-                time.sleep(0.3)
+            try:
+                wait_ready(base, 120)
+            except TimeoutError:
+                raise SystemExit(
+                    "the API did not become ready:\n" + (logs / "api.log").read_text()[-3000:]
+                ) from None
 
             stats = Stats()
             traffic = Traffic(base, key, seeded_job, stats, args.job_every)
