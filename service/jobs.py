@@ -7,6 +7,7 @@ import json
 import logging
 import shutil
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -290,13 +291,21 @@ def job_request(job: Job) -> JobCreate:
     return JobCreate.model_validate(job.spec)
 
 
+@lru_cache(maxsize=1024)
+def _shown_request(stored: str) -> str:
+    """The JSON of a stored request (canonical JSON) with the defaults filled in, or as stored when it no
+    longer validates (a validation rule tightened since). Cached: a job list shows the same few requests
+    over and over, and validating one costs far more than the lookup."""
+    try:
+        return JobCreate.model_validate_json(stored).model_dump_json()
+    except ValidationError:
+        return json.dumps({"methods": [], **json.loads(stored)})
+
+
 def job_out(job: Job) -> JobOut:
     """The API view of a job row (its request shown with the defaults filled in; a request stored
     before a validation rule tightened, which no longer validates, is shown as stored)."""
-    try:
-        spec = job_request(job).model_dump(mode="json")
-    except ValidationError:
-        spec = {"methods": [], **job.spec}
+    spec = json.loads(_shown_request(json.dumps(job.spec, sort_keys=True)))
     queued = (
         ((job.started_at or job.finished_at) - job.created_at).total_seconds()
         if (job.started_at or job.finished_at)
