@@ -1,22 +1,27 @@
 """The affinity form's contract: the column-generation solver equals brute force on small instances, its
-search-free bounds hold, and a time-limited solve returns within its limit plus the documented margin
-(``grouping.selection.column_generation.TIME_MARGIN_SECONDS`` + ``TIME_MARGIN_SHARE`` of the limit)
-with a bound on the right side of the objective, also while other processes keep every core busy."""
+search-free bounds hold, a time-limited solve's bound is never below the brute-force optimum, exact
+pricing finds every group above its threshold, and a time-limited solve returns within its limit plus
+the documented margin (``grouping.selection.column_generation.TIME_MARGIN_SECONDS`` +
+``TIME_MARGIN_SHARE`` of the limit) with a bound on the right side of the objective, also while other
+processes keep every core busy."""
 
 import math
 import os
 import subprocess
 import sys
 import time
+from itertools import combinations
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from grouping.candidates import group_scores
 from grouping.problem import parse_problem
 from grouping.selection import solve
 from grouping.selection.column_generation import METHOD, TIME_MARGIN_SECONDS, TIME_MARGIN_SHARE
+from grouping.selection.pricing import GroupPricer
 from grouping.selection.size_bound import size_bound
 
 
@@ -60,6 +65,39 @@ def test_column_generation_equals_brute_force_and_its_bounds_hold(case):
     assert sol.bound == pytest.approx(sol.objective, abs=1e-6)
     alone = 0.5 if problem.half_singletons else 1.0 if problem.serves_alone else None
     assert size_bound(problem.score_matrix(), budget, alone) >= reference.objective - 1e-7
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_problems(), st.sampled_from([1e-4, 1e-3, 0.02]))
+def test_a_time_limited_bound_is_never_below_the_brute_force_optimum(case, limit):
+    """Whatever phase the limit stops (the starting partitions, column generation, the integer master),
+    the returned bound is an upper bound on the optimum (maximisation) and the selection is feasible."""
+    problem, budget = case
+    if problem.half_singletons is False and problem.singletons == "forbid" and budget < 1:
+        return
+    reference = solve(problem, budget, solver="brute_force")
+    sol = solve(problem, budget, time_limit=limit)
+    assert sol.status in ("optimal", "feasible") and sol.proved_by == METHOD
+    assert sol.bound >= reference.objective - 1e-7
+    assert sol.objective <= reference.objective + 1e-7
+    assert sorted(t for net in sol.networks for t in net.serves) == sorted(problem.tasks)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(2, 7), st.integers(0, 2**32 - 1), st.floats(0.0, 1.0))
+def test_exact_pricing_finds_every_group_above_its_threshold(n, seed, quantile):
+    """The pricer's pruning bound never cuts a group whose reduced cost
+    ``d(G) = sum_{i in G} max(0, s(G, i) - pi_i) - mu`` reaches the threshold (full enumeration)."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(0.2, 0.6, (n, n))
+    np.fill_diagonal(a, 0.0)
+    pi, mu = rng.normal(0.3, 0.5, n), float(rng.uniform(0, 1))
+    every = {g: float(np.maximum(0.0, group_scores(a, g) - pi[list(g)]).sum() - mu)
+             for m in range(2, n + 1) for g in combinations(range(n), m)}
+    threshold = float(np.quantile(list(every.values()), quantile))
+    found = GroupPricer(a).groups_above(pi, mu, threshold)
+    assert {g for _, g in found} == {g for g, d in every.items() if d >= threshold}
+    assert all(d == pytest.approx(every[g]) for d, g in found)
 
 
 @pytest.mark.parametrize(("n", "k", "seed"), [(12, 2, 0), (20, 4, 1), (30, 3, 2)])
