@@ -6,8 +6,9 @@ throw-away PostgreSQL database and Redis, creates a builtin study (``synthetic``
 5 tasks, 400 rows; a 16-unit MLP, one epoch), then asks ``GET /groupings?study_id=…&budget=40``
 (the single-task networks alone are affordable: answers from the 40th trial on) ``--rate`` times
 a second (open loop; latency from each send) until the study is complete or ``--max-seconds``
-have passed. Prints and writes (``--out``) p50/p99 of the answers (200s; the 422s
-before every task has a measured network are counted apart), trials per second and the load.
+have passed. Prints and writes (``--out``) p50/p99 of the answers (200s; the 202s before the
+first stored answer and the 422s before every task has a measured network are counted apart),
+how many answers were current, trials per second and the load.
 
     nice python3 bench/studies_load.py [--rate 20] [--max-seconds 1200] [--out bench/results/studies_load.md]
 """
@@ -59,7 +60,7 @@ async def drive(base: str, key: str, study_id: str, rate: float, max_seconds: fl
     """GET /groupings at ``rate``/s until the study completes; latencies by status, progress samples."""
     latencies: dict[int, list[float]] = {}
     statuses: Counter = Counter()
-    samples: list[tuple[float, int, int]] = []  # (seconds, succeeded trials, trials the answer rests on)
+    samples: list[tuple[float, int, int]] = []  # (seconds, whether current, trials the answer rests on)
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
         loop = asyncio.get_running_loop()
@@ -77,7 +78,8 @@ async def drive(base: str, key: str, study_id: str, rate: float, max_seconds: fl
             statuses[response.status_code] += 1
             latencies.setdefault(response.status_code, []).append(ms)
             if response.status_code == 200:
-                samples.append((loop.time() - start, -1, response.json()["trials"]))
+                body = response.json()
+                samples.append((loop.time() - start, int(body["current"]), body["trials"]))
 
         k = 0
         while loop.time() - start < max_seconds:
@@ -114,13 +116,16 @@ def report(result: dict, args: argparse.Namespace, load: tuple[float, float, flo
         f"- 200 answers: n={len(ok)}, p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {ok.max():.1f} ms; "
         f"target p99 <= {TARGET_MS:g} ms: {'met' if p99 <= TARGET_MS else 'NOT met'}",
     ]
-    if 422 in result["latencies"]:
-        early = np.array(result["latencies"][422])
-        lines.append(f"- 422 answers (a task not yet measured): n={len(early)}, p99 "
-                     f"{np.percentile(early, 99):.1f} ms")
+    for status, what in ((202, "not solved yet, a solve queued"), (422, "a task not yet measured")):
+        if status in result["latencies"]:
+            early = np.array(result["latencies"][status])
+            lines.append(f"- {status} answers ({what}): n={len(early)}, p50 "
+                         f"{np.percentile(early, 50):.1f} ms, p99 {np.percentile(early, 99):.1f} ms")
     rests = [s[2] for s in result["samples"]]
     if rests:
-        lines.append(f"- the answers rested on {min(rests)} to {max(rests)} trials")
+        current = sum(s[1] for s in result["samples"])
+        lines.append(f"- the answers rested on {min(rests)} to {max(rests)} trials; {current} of "
+                     f"{len(rests)} were current (no trial ended since their solve)")
     return "\n".join(lines) + "\n"
 
 

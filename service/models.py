@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -310,3 +311,54 @@ class Trial(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    checkpoint_epoch: Mapped[int | None] = mapped_column(Integer)
+    resumed_from_epoch: Mapped[int | None] = mapped_column(Integer)
+
+
+class TrialCheckpoint(Base):
+    """The newest epoch-end checkpoint of a builtin trial (``worker.trials``): the serialised training
+    state of the run ``fingerprint`` after ``epoch`` epochs, written only by the trial's lease holder
+    and removed when the trial ends."""
+
+    __tablename__ = "trial_checkpoints"
+
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StudyAnswer(Base):
+    """A study's answer at one budget under one solver (``service.study_answers``): a solution, or an
+    ``infeasible`` or ``unserved`` one, solved on the measured set of ``ended`` ended trials, of which
+    ``measured`` succeeded. Told values never change, so ``ended`` identifies the set."""
+
+    __tablename__ = "study_answers"
+    __table_args__ = (
+        UniqueConstraint("study_id", "solver", "ended", "budget", name="uq_study_answers_version_budget"),
+        Index("ix_study_answers_study_solver_budget", "study_id", "solver", "budget"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    solver: Mapped[str] = mapped_column(String(32))
+    ended: Mapped[int] = mapped_column(Integer)
+    measured: Mapped[int] = mapped_column(Integer)
+    budget: Mapped[float] = mapped_column(Float)
+    solution: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StudyRefresh(Base):
+    """The claim of the one solve of a study's answers in flight: ``token`` (null when none), the
+    measured set it was asked for, and when it may be taken over (its solver was lost)."""
+
+    __tablename__ = "study_refreshes"
+
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True)
+    token: Mapped[str | None] = mapped_column(String(36))
+    ended: Mapped[int] = mapped_column(Integer)
+    requested_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()

@@ -85,6 +85,13 @@ class Settings(BaseSettings):
         default_factory=list, description="directories besides the uploads a dataset file may live in"
     )
     solve_time_limit: float = Field(60.0, gt=0, description="seconds a single grouping solve may take")
+    trial_checkpoint_every: int = Field(
+        1, ge=1, description="a builtin study's trial stores its checkpoint every this many epochs"
+    )
+    trial_checkpoint_max_bytes: int = Field(
+        64 * 2**20, ge=0, description="largest trial checkpoint stored (a larger one is skipped: that trial "
+        "then restarts from scratch after a lost worker)"
+    )
     max_budgets: int = Field(
         100, ge=1, description="most budgets one request may ask for (start:stop:step or a list)"
     )

@@ -16,38 +16,35 @@ Concurrency: any number of API processes serve the same study.
   a lock on its row (an ``UPDATE`` of it, which also serialises SQLite's writers): it plans the
   strategy's next round (:func:`grouping.studies.next_networks`; only ``adaptive`` has one) or
   marks the study ``complete``.
+* a builtin trial's **checkpoint** (``trial_checkpoints``, one per trial) is written only under the
+  trial's live lease, read by whichever attempt comes next, and removed when the trial ends.
+
+A study's answers (``GET /groupings?study_id=…``) are solved and stored by :mod:`service.study_answers`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from grouping.data import BUILTIN_DATASETS
 from grouping.errors import InputError
 from grouping.problem import ExplicitProblem
-from grouping.selection import InfeasibleBudget
 from grouping.studies import MAX_TASKS, Measurement, NetworkKey, StudyPlan, initial_networks, next_networks
 from grouping.training import ModelConfig, TrainingConfig
 from service.db import transaction
-from service.groupings import budget_key, per_budget_limit, solve_timed
-from service.jsonsafe import json_safe
-from service.models import Study, Trial, new_id, utcnow
+from service.models import Study, Trial, TrialCheckpoint, new_id, utcnow
 from service.study_schemas import StudyCreate, StudyOut, StudyProgress, TellRequest, TrialOut
 
-log = logging.getLogger(__name__)
 #: trials an ask looks at past the first one another process holds locked (PostgreSQL)
 ASK_RETRIES = 8
+#: the states of an ended trial
+ENDED = ("succeeded", "failed")
 
 
 class StudyError(Exception):
@@ -170,7 +167,8 @@ def trial_out(trial: Trial, *, with_lease: bool = False) -> TrialOut:
         lease=trial.lease_id if with_lease else None, lease_expires_at=trial.lease_expires_at,
         worker=trial.worker, val=trial.val, test=trial.test, epochs_run=trial.epochs_run, cost=trial.cost,
         seconds=trial.seconds, error=trial.error, created_at=trial.created_at, started_at=trial.started_at,
-        finished_at=trial.finished_at,
+        finished_at=trial.finished_at, checkpoint_epoch=trial.checkpoint_epoch,
+        resumed_from_epoch=trial.resumed_from_epoch,
     )
 
 
@@ -210,7 +208,7 @@ def _claim(session: Session, study: Study, trial: Trial, worker: str | None, now
         .where(Trial.id == trial.id, Trial.state == trial.state, _same(Trial.lease_id, trial.lease_id))
         .values(state="running", attempts=Trial.attempts + 1, lease_id=new_id(),
                 lease_expires_at=now + timedelta(seconds=study.lease_seconds), heartbeat_at=now,
-                worker=worker, started_at=now)
+                worker=worker, started_at=now, resumed_from_epoch=None)
         .execution_options(synchronize_session=False)
     ).rowcount
     if claimed:
@@ -250,6 +248,7 @@ def fail_trial(sessions: sessionmaker[Session], trial_id: str, lease: str, error
         if not _update_leased(session, trial, lease, now, state="failed", lease_id=None, error=error,
                               finished_at=now):
             return False
+        _drop_checkpoint(session, trial_id)
         _advance(session, study)
         return True
 
@@ -283,10 +282,43 @@ def expired_builtin_trials(sessions: sessionmaker[Session]) -> list[str]:
                 .values(lease_id=None, **values).execution_options(synchronize_session=False)
             ).rowcount
             if changed and exhausted:
+                _drop_checkpoint(session, trial_id)
                 _advance(session, session.get(Study, study_id))
             elif changed:
                 again.append(trial_id)
     return again
+
+
+def save_checkpoint(sessions: sessionmaker[Session], trial_id: str, lease: str, epoch: int, fingerprint: str,
+                    data: bytes) -> bool:
+    """Store ``data``, the trial's checkpoint after ``epoch`` epochs of run ``fingerprint``, in place
+    of the previous one, if ``lease`` is still the trial's live lease (the trial's
+    ``checkpoint_epoch`` says which epoch is stored); whether it was stored."""
+    with transaction(sessions) as session:
+        trial = session.get(Trial, trial_id)
+        if trial is None or not _update_leased(session, trial, lease, utcnow(), checkpoint_epoch=epoch):
+            return False
+        session.merge(TrialCheckpoint(trial_id=trial_id, epoch=epoch, fingerprint=fingerprint, data=data,
+                                      created_at=utcnow()))
+        return True
+
+
+def load_checkpoint(sessions: sessionmaker[Session], trial_id: str) -> TrialCheckpoint | None:
+    """The trial's stored checkpoint, if any (any attempt may have written it)."""
+    with sessions() as session:
+        return session.get(TrialCheckpoint, trial_id)
+
+
+def mark_resumed(sessions: sessionmaker[Session], trial_id: str, lease: str, epoch: int) -> bool:
+    """Record that the attempt holding ``lease`` resumed from the checkpoint after ``epoch`` epochs."""
+    with transaction(sessions) as session:
+        trial = session.get(Trial, trial_id)
+        return trial is not None and _update_leased(session, trial, lease, utcnow(), resumed_from_epoch=epoch)
+
+
+def _drop_checkpoint(session: Session, trial_id: str) -> None:
+    """Remove an ended trial's checkpoint (its result is stored)."""
+    session.execute(delete(TrialCheckpoint).where(TrialCheckpoint.trial_id == trial_id))
 
 
 def _same(column: Any, value: Any) -> Any:
@@ -385,6 +417,7 @@ def tell(sessions: sessionmaker[Session], trial_id: str, project: str, body: Tel
                               cost=body.cost if body.cost is not None else study.costs[trial.size]):
             session.refresh(trial)
             _check_lease(trial, body.lease, now, "tell")
+        _drop_checkpoint(session, trial.id)
         session.refresh(trial)
         _advance(session, study)
         return trial
@@ -424,161 +457,20 @@ def _check_lease(trial: Trial, lease: str, now: Any, what: str) -> None:
                          "the next ask", reason="lease_expired")
 
 
-def study_problem(session: Session, study: Study, split: str = "val") -> tuple[ExplicitProblem, int]:
-    """The explicit problem of what the study has measured on ``split`` (with the strategy's fill)
-    and how many trials it rests on. ``InputError`` (field ``trials``) while a task is unserved."""
-    trials = session.scalars(select(Trial).where(Trial.study_id == study.id).order_by(Trial.number)).all()
+def study_trials(session: Session, study_id: str) -> list[Trial]:
+    """The study's trials in order."""
+    return list(session.scalars(select(Trial).where(Trial.study_id == study_id).order_by(Trial.number)))
+
+
+def problem_of(study: Study, trials: Iterable[Trial], split: str = "val") -> tuple[ExplicitProblem, int]:
+    """The explicit problem of what ``trials`` measured on ``split`` (with the strategy's fill) and
+    how many trials it rests on. ``InputError`` (field ``trials``) while a task is unserved."""
+    trials = list(trials)
     measured = measurements(trials, split)
     failed = {(tuple(t.tasks), t.size) for t in trials if t.state == "failed"}
     return plan_of(study).problem(measured, failed), len(measured)
 
 
-def study_groupings(
-    sessions: sessionmaker[Session],
-    study_id: str,
-    project: str,
-    budgets: list[float],
-    *,
-    solver: str,
-    time_limit: float,
-    request_seconds: float | None,
-    skip_infeasible: bool,
-) -> tuple[Study, int, list[tuple[float, dict[str, Any]]]]:
-    """The study, how many trials its answers rest on, and ``(budget, solution)`` per budget, solved
-    on what has been measured so far (:func:`study_problem`). An answer is remembered per measured
-    set (:data:`_ANSWERS`): told values never change, so the counts of ended trials identify it.
-
-    While the study runs, a request whose measured set has no answer yet is answered from the
-    newest remembered one that has every budget asked for (its ``trials`` says what it rests on),
-    and the new set is solved in a background thread (one per study and solver at a time, at most
-    every :data:`REFRESH_SECONDS`): trials that keep ending do not put a solve into every request.
-    A complete study is always answered on all its trials.
-
-    Raises ``InfeasibleBudget`` below the cheapest covering unless ``skip_infeasible`` (that budget's
-    entry is then an ``infeasible`` solution); ``InputError`` (``trials``) while a task is unserved."""
-    with sessions() as session:
-        study = owned_study(session, study_id, project)
-        ended = progress(session, study_id)
-    version = (study_id, ended.succeeded, ended.failed, solver)
-    wanted = list(dict.fromkeys(budget_key(b) for b in budgets))
-    answers = _ANSWERS.get(version)
-    if study.state == "running" and (answers is None or any(b not in answers.solutions for b in wanted)):
-        stale = _ANSWERS.latest(study_id, solver, wanted)
-        if stale is not None and (skip_infeasible or all(stale.solutions[b]["status"] != "infeasible"
-                                                         for b in wanted)):
-            _refresh(sessions, study, version, wanted, solver, time_limit)
-            return study, stale.measured, [(b, stale.solutions[b]) for b in wanted]
-    if answers is None:
-        with sessions() as session:
-            answers = _ANSWERS.put(version, *study_problem(session, study))
-    limit = per_budget_limit(time_limit, len(wanted), request_seconds)
-    return study, answers.measured, _solve(answers, wanted, solver, limit, skip_infeasible)
-
-
-def _solve(answers: _Answers, budgets: list[float], solver: str, limit: float, skip_infeasible: bool
-           ) -> list[tuple[float, dict[str, Any]]]:
-    """``(budget, solution)`` per budget, solving (and remembering the optimal ones) where needed;
-    concurrent requests for the same measured set wait for one solve rather than each solving."""
-    results = []
-    for budget in budgets:
-        with answers.lock:
-            results.append((budget, _solve_one(answers, budget, solver, limit, skip_infeasible)))
-    return results
-
-
-def _solve_one(answers: _Answers, budget: float, solver: str, limit: float, skip_infeasible: bool
-               ) -> dict[str, Any]:
-    solution = answers.solutions.get(budget)
-    if solution is None:
-        try:
-            solution = json_safe(solve_timed(answers.problem, budget, solver, limit))
-        except InfeasibleBudget as exc:
-            if not skip_infeasible:
-                raise
-            solution = {"status": "infeasible", "objective": None, "networks": [], "per_task": {},
-                        "min_budget": exc.details.get("min_budget")}
-        if solution["status"] in ("optimal", "infeasible"):
-            answers.solutions[budget] = solution
-    return solution
-
-
-def _refresh(sessions: sessionmaker[Session], study: Study, version: tuple, budgets: list[float],
-             solver: str, time_limit: float) -> None:
-    """Solve ``version`` at ``budgets`` in a background thread, unless one is already at work for
-    this study and solver or one started less than :data:`REFRESH_SECONDS` ago (the solves share
-    the API process with the requests)."""
-    key = (study.id, solver)
-    with _REFRESHING_LOCK:
-        now = time.monotonic()
-        if key in _REFRESHING or now - _REFRESHED.get(key, -REFRESH_SECONDS) < REFRESH_SECONDS:
-            return
-        _REFRESHING.add(key)
-        _REFRESHED[key] = now
-
-    def work() -> None:
-        try:
-            answers = _ANSWERS.get(version)
-            if answers is None:
-                with sessions() as session:
-                    answers = _ANSWERS.put(version, *study_problem(session, study))
-            _solve(answers, budgets, solver, time_limit, skip_infeasible=True)
-        except Exception:
-            log.warning("study %s: background solve failed", study.id, exc_info=True)
-        finally:
-            with _REFRESHING_LOCK:
-                _REFRESHING.discard(key)
-
-    threading.Thread(target=work, name=f"study-solve-{study.id}", daemon=True).start()
-
-
-@dataclass
-class _Answers:
-    problem: ExplicitProblem
-    measured: int
-    solutions: dict[float, dict[str, Any]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class _AnswerCache:
-    """The problems and optimal solutions of the last :data:`ANSWER_CACHE` measured sets (per
-    process; a lock guards it, the API solves in threads)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.entries: OrderedDict[tuple, _Answers] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple) -> _Answers | None:
-        with self.lock:
-            if key in self.entries:
-                self.entries.move_to_end(key)
-            return self.entries.get(key)
-
-    def latest(self, study_id: str, solver: str, budgets: list[float]) -> _Answers | None:
-        """The answers of the study's largest remembered measured set that hold every budget."""
-        with self.lock:
-            held = [(key[1] + key[2], answers) for key, answers in self.entries.items()
-                    if key[0] == study_id and key[3] == solver
-                    and all(b in answers.solutions for b in budgets)]
-        return max(held, key=lambda pair: pair[0])[1] if held else None
-
-    def put(self, key: tuple, problem: ExplicitProblem, measured: int) -> _Answers:
-        with self.lock:
-            answers = self.entries.setdefault(key, _Answers(problem, measured))
-            self.entries.move_to_end(key)
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
-            return answers
-
-
-#: measured sets whose problem and solutions each API process keeps
-ANSWER_CACHE = 64
-_ANSWERS = _AnswerCache(ANSWER_CACHE)
-#: (study, solver) pairs whose newest measured set is being solved in the background
-_REFRESHING: set[tuple[str, str]] = set()
-_REFRESHING_LOCK = threading.Lock()
-#: when each (study, solver)'s last background solve started (``time.monotonic``)
-_REFRESHED: dict[tuple[str, str], float] = {}
-#: the least seconds between two background solves of one study: a running study's answers lag its
-#: trials by about this much (each says what it rests on)
-REFRESH_SECONDS = 5.0
+def study_problem(session: Session, study: Study, split: str = "val") -> tuple[ExplicitProblem, int]:
+    """:func:`problem_of` the study's trials as stored now."""
+    return problem_of(study, study_trials(session, study.id), split)

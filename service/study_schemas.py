@@ -130,6 +130,10 @@ class TrialOut(BaseModel):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    checkpoint_epoch: int | None = Field(None, description="builtin: the epoch of the trial's stored "
+                                         "checkpoint (removed when the trial ends)")
+    resumed_from_epoch: int | None = Field(None, description="builtin: the epoch the current (or last) "
+                                           "attempt resumed from, after a lost attempt's checkpoint")
 
 
 class TrialPage(BaseModel):
@@ -173,6 +177,8 @@ class StudyGroupingOut(SolutionOut):
     solver: str
     trials: int = Field(description="the succeeded trials the answer rests on (the rest of its networks, "
                         "if any, are the strategy's predictions)")
+    ended: int = Field(description="the ended trials (succeeded or failed) of the measured set it rests on")
+    current: bool = Field(description="whether no trial ended since; else a newer answer is being solved")
 
 
 class StudyGroupingCurve(BaseModel):
@@ -180,4 +186,6 @@ class StudyGroupingCurve(BaseModel):
     strategy: str
     solver: str
     trials: int
+    ended: int
+    current: bool
     curve: list[SolutionOut]

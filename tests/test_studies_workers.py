@@ -1,6 +1,7 @@
 """A builtin study on real Celery workers (PostgreSQL, Redis): 4 tasks, the exhaustive strategy, two
-worker processes; one is ``kill -9``ed while it trains a trial. The trial reaper of the surviving
-worker gives that trial back once its lease expires, and the study completes with every trial
+worker processes; one is ``kill -9``ed while it trains a trial, after that trial stored its first
+epoch checkpoint. The trial reaper of the surviving worker gives that trial back once its lease
+expires, the next attempt resumes from the checkpoint, and the study completes with every trial
 succeeded exactly once, its values equal to the single-process ``taskgrouper tables`` table of the
 same seed."""
 
@@ -24,7 +25,7 @@ from tests.conftest import _client, service_env
 pytestmark = pytest.mark.services
 TASKS = ["c0_t0", "c0_t1", "c1_t0", "c1_t1"]
 SEED = 11
-EPOCHS = 2
+EPOCHS = 3
 
 
 @pytest.fixture
@@ -63,11 +64,13 @@ def test_kill_9_a_worker_mid_trial_every_trial_succeeds_once_equal_to_tables(
         def trials(http=http, study_id=study_id) -> list[dict]:
             return http.get(f"/studies/{study_id}/trials", params={"limit": 100}).json()["items"]
 
-        # kill -9 the worker of the first trial seen running (its process runs in its own session)
+        # kill -9 the worker of the first running trial seen with a stored checkpoint (its process runs
+        # in its own session); a checkpoint is never stored after the last epoch, so the trial is
+        # still training
         deadline = time.monotonic() + 300
-        while not (running := [t for t in trials() if t["state"] == "running"]):
+        while not (running := [t for t in trials() if t["state"] == "running" and t["checkpoint_epoch"]]):
             assert time.monotonic() < deadline and all(w.poll() is None for w in workers), processes.logs()
-            time.sleep(0.1)
+            time.sleep(0.05)
         victim_trial = running[0]
         victim_pid = int(victim_trial["worker"].split("@")[0].rsplit("-", 1)[1])
         [victim] = [w for w in workers if w.pid == victim_pid]
@@ -83,6 +86,8 @@ def test_kill_9_a_worker_mid_trial_every_trial_succeeds_once_equal_to_tables(
         done = trials()
         lost = next(t for t in done if t["id"] == victim_trial["id"])
         assert lost["attempts"] == 2 and lost["worker"] != victim_trial["worker"]
+        assert lost["resumed_from_epoch"] >= victim_trial["checkpoint_epoch"] >= 1, lost
+        assert all(t["resumed_from_epoch"] is None for t in done if t["id"] != lost["id"])
         assert sum(t["attempts"] for t in done) == 20  # nothing lost, nothing trained twice but it
         assert len({(tuple(t["tasks"]), t["size"]) for t in done}) == 19
 

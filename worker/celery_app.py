@@ -20,6 +20,7 @@ from service.settings import Settings, get_settings
 RUN_JOB = "taskgrouper.run_job"
 SOLVE_GROUPINGS = "taskgrouper.solve_groupings"
 RUN_TRIAL = "taskgrouper.run_trial"
+SOLVE_STUDY_ANSWERS = "taskgrouper.solve_study_answers"
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -31,6 +32,7 @@ def create_celery(settings: Settings) -> Celery:
             RUN_JOB: {"queue": settings.training_queue},
             SOLVE_GROUPINGS: {"queue": settings.solve_queue},
             RUN_TRIAL: {"queue": settings.training_queue},
+            SOLVE_STUDY_ANSWERS: {"queue": settings.solve_queue},
         },
         task_acks_late=True,
         task_reject_on_worker_lost=True,

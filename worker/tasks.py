@@ -25,7 +25,8 @@ from service import presence
 from service.db import make_engine, make_session_factory
 from service.groupings import precompute
 from service.settings import Settings, get_settings
-from worker.celery_app import RUN_JOB, RUN_TRIAL, SOLVE_GROUPINGS, app
+from service.study_answers import solve_answers
+from worker.celery_app import RUN_JOB, RUN_TRIAL, SOLVE_GROUPINGS, SOLVE_STUDY_ANSWERS, app
 from worker.heartbeat import Heartbeat
 from worker.reaper import Reaper, broker_start_time
 from worker.runner import run_job
@@ -135,7 +136,18 @@ def solve_groupings_task(job_id: str) -> int:
 def run_trial_task(self: Task, trial_id: str) -> int:
     """Train a builtin study's trial (``worker.trials``; a finished or held trial is left alone) and
     publish the next round of an adaptive study it completed; how many were published."""
-    published = run_trial(trial_id, session_factory(), worker=self.request.hostname, stop=STOP)
+    published = run_trial(trial_id, session_factory(), worker=self.request.hostname,
+                          settings=get_settings(), stop=STOP)
     for new in published:
         publish_trial(new)
     return len(published)
+
+
+@app.task(name=SOLVE_STUDY_ANSWERS)
+def solve_study_answers_task(study_id: str, solver: str, budgets: list[float], token: str) -> int:
+    """Solve and store a study's answers on what it has measured now (``service.study_answers``),
+    releasing the refresh claim ``token``; how many budgets were asked for."""
+    settings = get_settings()
+    solve_answers(session_factory(), study_id, solver, budgets, time_limit=settings.solve_time_limit,
+                  max_budgets=settings.max_budgets, token=token)
+    return len(budgets)

@@ -9,16 +9,24 @@ its lease meanwhile is refused and drops its result. A trial whose input cannot 
 task, a diverging loss, a value beyond the API's bounds) fails once with its reason; the others go
 on. A worker that dies stops heartbeating: :class:`TrialReaper` (in every worker) gives its trial
 back to the queue once the lease expires, until ``max_attempts`` leases were lost.
+
+Checkpoints: while it trains, the lease holder stores the run's epoch-end checkpoint in the
+database (:class:`TrialCheckpoints`: every ``trial_checkpoint_every`` epochs, at most
+``trial_checkpoint_max_bytes``, never after the last epoch), and the next attempt, on any worker,
+resumes from it (the trial's ``resumed_from_epoch``), ending exactly as an uninterrupted run.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
+import torch
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,6 +38,7 @@ from grouping.tables.build import HALF_WIDTH
 from grouping.tables.jobs import NetworkJob, train_job
 from grouping.training import ModelConfig, TrainingConfig
 from service import studies
+from service.settings import Settings
 from service.study_schemas import TellRequest
 
 log = logging.getLogger(__name__)
@@ -42,10 +51,49 @@ def _dataset(name: str, options: str) -> Dataset:
     return load_dataset(DatasetSpec(source=name, options=json.loads(options)))
 
 
+class TrialCheckpoints:
+    """A trial's checkpoints in the database (a :class:`grouping.training.checkpoint.CheckpointStore`):
+    written under the attempt's ``lease`` after every ``every``-th epoch before ``epochs`` (a
+    checkpoint of a finished run would never be read), skipped beyond ``max_bytes`` serialised."""
+
+    def __init__(self, sessions: sessionmaker[Session], trial_id: str, lease: str, *, epochs: int,
+                 every: int, max_bytes: int) -> None:
+        self.sessions, self.trial_id, self.lease = sessions, trial_id, lease
+        self.epochs, self.every, self.max_bytes = epochs, every, max_bytes
+
+    def load(self, fingerprint: str) -> dict[str, Any] | None:
+        """The stored checkpoint of this run (recording the resume on the trial), else ``None``."""
+        stored = studies.load_checkpoint(self.sessions, self.trial_id)
+        if stored is None:
+            return None
+        if stored.fingerprint != fingerprint:
+            log.warning("trial %s: its checkpoint belongs to a run with other settings; starting afresh",
+                        self.trial_id)
+            return None
+        state = torch.load(io.BytesIO(stored.data), map_location="cpu", weights_only=True)
+        studies.mark_resumed(self.sessions, self.trial_id, self.lease, stored.epoch)
+        log.info("trial %s resumes after epoch %d", self.trial_id, stored.epoch)
+        return state
+
+    def save(self, epoch: int, state: dict[str, Any]) -> None:
+        """Store the checkpoint after ``epoch`` epochs when it is due (class docstring)."""
+        if epoch % self.every or epoch >= self.epochs:
+            return
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        if buffer.tell() > self.max_bytes:
+            log.warning("trial %s: checkpoint of %d bytes exceeds trial_checkpoint_max_bytes; not stored",
+                        self.trial_id, buffer.tell())
+            return
+        studies.save_checkpoint(self.sessions, self.trial_id, self.lease, epoch, state["fingerprint"],
+                                buffer.getvalue())
+
+
 def run_trial(trial_id: str, sessions: sessionmaker[Session], *, worker: str,
-              stop: threading.Event | None = None) -> list[str]:
-    """Train the trial if it is this worker's to run (module docstring); the ids of trials to
-    publish next (the next round of an adaptive study, when this trial ended its round)."""
+              settings: Settings, stop: threading.Event | None = None) -> list[str]:
+    """Train the trial if it is this worker's to run (module docstring; ``settings``' checkpoint
+    options); the ids of trials to publish next (the next round of an adaptive study, when this
+    trial ended its round)."""
     claimed = studies.claim_trial(sessions, trial_id, worker)
     if claimed is None:
         return []
@@ -63,8 +111,11 @@ def run_trial(trial_id: str, sessions: sessionmaker[Session], *, worker: str,
                              f"({', '.join(dataset.task_names)})")
         job = NetworkJob(tuple(trial.tasks), 1.0 if trial.size == "full" else HALF_WIDTH, trial.epochs)
         training = TrainingConfig(**config["training"]).model_copy(update={"seed": trial.seed})
+        checkpoints = TrialCheckpoints(sessions, trial_id, lease, epochs=job.epochs or training.epochs,
+                                       every=settings.trial_checkpoint_every,
+                                       max_bytes=settings.trial_checkpoint_max_bytes)
         net = train_job(dataset, job, ModelConfig(**config["model"]), training,
-                        should_cancel=stop.is_set if stop is not None else None)
+                        should_cancel=stop.is_set if stop is not None else None, checkpoints=checkpoints)
         served = trial.tasks if trial.size == "full" else trial.tasks[:1]
         body = TellRequest(lease=lease, val={t: net.val_loss[t] for t in served},
                            test={t: net.test_loss[t] for t in served}, epochs_run=net.epochs_run,

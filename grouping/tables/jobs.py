@@ -28,6 +28,7 @@ import torch
 from grouping.data.dataset import Dataset
 from grouping.errors import InputError
 from grouping.tables.injection import inject_label
+from grouping.training.checkpoint import CheckpointStore
 from grouping.training.config import ModelConfig, TrainingConfig
 from grouping.training.cost import relative_cost
 from grouping.training.evaluate import bootstrap_means, example_losses, split_losses
@@ -84,13 +85,14 @@ class TrainedNetwork:
 def train_job(dataset: Dataset, job: NetworkJob, model: ModelConfig, training: TrainingConfig,
               starts: Mapping[str, StateDict] | None = None, *,
               progress: Callable[[Progress], None] | None = None,
-              should_cancel: Callable[[], bool] | None = None) -> TrainedNetwork:
+              should_cancel: Callable[[], bool] | None = None,
+              checkpoints: CheckpointStore | None = None) -> TrainedNetwork:
     """Train ``job`` on ``dataset`` (early stopping on validation loss, best weights kept) and measure it.
 
     A job with ``start`` begins from ``starts[job.start]`` (the backbone and its tasks' heads; see
-    :func:`grouping.training.loop.fit`'s ``initial_state``). ``progress`` and ``should_cancel`` are
-    handed to :func:`~grouping.training.loop.fit` (its progress reports; ``Cancelled`` before a step
-    once ``should_cancel()`` is true)."""
+    :func:`grouping.training.loop.fit`'s ``initial_state``). ``progress``, ``should_cancel`` and
+    ``checkpoints`` are handed to :func:`~grouping.training.loop.fit` (its progress reports;
+    ``Cancelled`` before a step once ``should_cancel()`` is true; epoch-end checkpoints to resume from)."""
     data = inject_label(dataset, job.inject) if job.inject is not None else dataset
     config = model.model_copy(update={"width": job.width})
     if job.epochs is not None:
@@ -103,7 +105,7 @@ def train_job(dataset: Dataset, job: NetworkJob, model: ModelConfig, training: T
             raise InputError("starts", f"no trained weights named {job.start!r} to start {job.tasks} from")
         initial_state = starts[job.start]
     result = fit(data, list(job.tasks), config, training, initial_state=initial_state, max_steps=job.steps,
-                 progress=progress, should_cancel=should_cancel)
+                 progress=progress, should_cancel=should_cancel, checkpoints=checkpoints)
     specs = [data.task(name) for name in job.tasks]
     device = next(result.model.parameters()).device
     test_loss = split_losses(result.model, data.test.to(device), specs)

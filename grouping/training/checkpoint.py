@@ -7,13 +7,27 @@ import json
 import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from grouping.errors import InputError
 
 FILENAME = "checkpoint.pt"
+
+
+class CheckpointStore(Protocol):
+    """Where a run keeps its epoch-end checkpoints instead of a directory (e.g. a database every
+    worker reaches). A checkpoint is the dict :func:`save_checkpoint` writes: ``fingerprint``, the
+    model, optimizer, scheduler and data-order generator states, and the loop's state (epoch, step,
+    early stopping, best weights)."""
+
+    def load(self, fingerprint: str) -> dict[str, Any] | None:
+        """The newest checkpoint saved for run ``fingerprint``, or ``None`` to start afresh."""
+
+    def save(self, epoch: int, state: dict[str, Any]) -> None:
+        """Called after each of the run's epochs (``epoch`` epochs done) with its checkpoint, which
+        holds live tensors: keep a copy (e.g. serialise it) before returning, or skip this epoch."""
 
 
 def fingerprint(parts: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ import torch
 from grouping.data.dataset import Dataset, Split
 from grouping.data.spec import TaskSpec
 from grouping.errors import InputError
-from grouping.training.checkpoint import fingerprint, load_checkpoint, save_checkpoint
+from grouping.training.checkpoint import CheckpointStore, fingerprint, load_checkpoint, save_checkpoint
 from grouping.training.config import ModelConfig, TrainingConfig
 from grouping.training.evaluate import split_losses
 from grouping.training.losses import task_loss
@@ -111,12 +111,15 @@ def fit(
     run_kind: str = "train",
     initial_state: Mapping[str, torch.Tensor] | None = None,
     max_steps: int | None = None,
+    checkpoints: CheckpointStore | None = None,
 ) -> FitResult:
     """Train one hard-sharing network on ``tasks`` of ``dataset``; see the module docstring.
 
     The total loss is Σ_t w_t L_t (TAG §4.1 with task weights). A non-finite loss stops the run with an
     ``InputError`` naming the step and task. Resumes from ``checkpoint_dir`` when it holds a checkpoint
-    of the same run (``run_kind`` tells plain training and affinity runs apart).
+    of the same run (``run_kind`` tells plain training and affinity runs apart) — or, given
+    ``checkpoints`` (a :class:`~grouping.training.checkpoint.CheckpointStore`), from the checkpoint it
+    loads, handing it each epoch's checkpoint. A resumed run ends exactly as the uninterrupted one.
 
     ``initial_state`` (a warm start) is loaded into the new network before training: the backbone and
     the heads of ``tasks``; entries of other heads are ignored, so the ``state_dict()`` of a network
@@ -186,7 +189,7 @@ def fit(
         best_val_losses={},
         stopped=False,
     )
-    saved = load_checkpoint(checkpoint_dir, run_id)
+    saved = checkpoints.load(run_id) if checkpoints is not None else load_checkpoint(checkpoint_dir, run_id)
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -241,19 +244,20 @@ def fit(
             observer.end_epoch(state.epoch)
         state.epoch += 1
         state.elapsed = time.perf_counter() - started
-        if checkpoint_dir is not None:
-            save_checkpoint(
-                checkpoint_dir,
-                {
-                    "fingerprint": run_id,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(),
-                    "observer": observer.state_dict() if observer is not None else {},
-                    "state": state.to_dict(),
-                },
-            )
+        if checkpoint_dir is not None or checkpoints is not None:
+            checkpoint = {
+                "fingerprint": run_id,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "generator": generator.get_state(),
+                "observer": observer.state_dict() if observer is not None else {},
+                "state": state.to_dict(),
+            }
+            if checkpoint_dir is not None:
+                save_checkpoint(checkpoint_dir, checkpoint)
+            if checkpoints is not None:
+                checkpoints.save(state.epoch, checkpoint)
 
     if state.best_weights is not None:
         model.load_state_dict(state.best_weights)

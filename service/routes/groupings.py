@@ -163,7 +163,8 @@ GET_QUERY["schema"] |= {"anyOf": [{"required": ["job_id"]}, {"required": ["study
 @router.get(
     "/groupings",
     response_model=GroupingOut | GroupingCurve | StudyGroupingOut | StudyGroupingCurve,
-    responses=ERRORS,
+    responses={202: {"description": "study_id: the study's answers at these budgets are being solved; ask "
+                     "again after Retry-After"}, **ERRORS},
     openapi_extra={"parameters": [GET_QUERY]},
 )
 async def get_groupings(
@@ -180,7 +181,7 @@ async def get_groupings(
     method: Annotated[Name | None, Query(include_in_schema=False)] = None,
     solver: Annotated[Solver, Query(include_in_schema=False)] = DEFAULT_SOLVER,
     singletons: Annotated[Singletons | None, Query(include_in_schema=False)] = None,
-) -> GroupingOut | GroupingCurve | StudyGroupingOut | StudyGroupingCurve:
+) -> GroupingOut | GroupingCurve | StudyGroupingOut | StudyGroupingCurve | Response:
     """The job's optimal grouping at ``budget`` (or the curve over ``budgets``), in the selection JSON,
     with ``trust`` where samples of the table's estimate exist (else ``null``). ``job_id`` may name
     an uploaded affinity run: it is solved the same way (trust from two or more complete epochs)."""
@@ -189,7 +190,8 @@ async def get_groupings(
         raise InputError("job_id", "give exactly one of job_id and study_id")
     if study_id is not None:
         single = budget is not None
-        return await study_groupings(sessions, project, settings, study_id, wanted, single, solver)
+        executor = await deps.executor(request)
+        return await study_groupings(sessions, project, settings, executor, study_id, wanted, single, solver)
     rule = singletons or "forbid"
 
     def read() -> tuple:

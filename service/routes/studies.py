@@ -17,12 +17,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import studies
+from service import studies, study_answers
 from service.errors import ApiError, problem_responses
 from service.executor import JobExecutor
+from service.groupings import budget_key, per_budget_limit
 from service.models import Study, Trial
 from service.routes import deps
 from service.schemas import ResourceId, SolutionOut
@@ -51,6 +53,8 @@ TrialId = Annotated[ResourceId, Path(description="the trial's id")]
 MAX_OFFSET = 2**62
 #: seconds a 204 answer to ask suggests waiting
 ASK_RETRY_AFTER = 1
+#: seconds a 202 answer of a study's groupings (its answers being solved) suggests waiting
+SOLVING_RETRY_AFTER = 2
 LEASE_ERRORS = problem_responses(
     {404: "no such trial", 409: "the trial has finished, or the lease was lost or has expired (`reason`)"}
 )
@@ -179,18 +183,36 @@ def table(study_id: StudyId, sessions: Sessions, project: Project,
                                               "predicted": len(problem.networks) - measured}}
 
 
-async def study_groupings(sessions: sessionmaker[Session], project: str, settings: Settings, study_id: str,
-                          wanted: list[float], single: bool, solver: str
-                          ) -> StudyGroupingOut | StudyGroupingCurve:
-    """``GET /groupings?study_id=…``: the study's grouping at one budget (``single``) or its curve,
-    solved on what has been measured so far (with the strategy's predictions of unmeasured
-    networks), each saying how many trials it rests on."""
+async def study_groupings(sessions: sessionmaker[Session], project: str, settings: Settings,
+                          executor: JobExecutor, study_id: str, wanted: list[float], single: bool, solver: str
+                          ) -> StudyGroupingOut | StudyGroupingCurve | JSONResponse:
+    """``GET /groupings?study_id=…``: the study's grouping at one budget (``single``) or its curve, from
+    its newest stored answers (``service.study_answers``), each saying what it rests on: ``trials``
+    (succeeded trials; the rest of its networks are the strategy's predictions), ``ended`` (the
+    measured set: trials ended when it was solved) and ``current`` (no trial ended since).
+
+    A running study's answers lag its trials by one solve: when trials ended since the stored
+    answer, that answer is returned (``current: false``) and a solve of the newest measured set is
+    queued (the solve queue; embedded mode: a child process), at most one per study at a time. A
+    budget never solved for the study yet is answered **202** with ``Retry-After``: its solve is
+    queued, ask again. A small study (at most 8 tasks) is always answered on every ended trial,
+    solved in the request when needed. 422 (field ``trials``) while a task is unserved by the
+    measured set, or ``budget`` below the cheapest covering for a single budget."""
+    wanted = list(dict.fromkeys(budget_key(b) for b in wanted))
+    limit = per_budget_limit(settings.solve_time_limit, len(wanted), settings.request_solve_seconds)
     with refusals():
-        study, trials, results = await run_in_threadpool(
-            studies.study_groupings, sessions, study_id, project, wanted, solver=solver,
-            time_limit=settings.solve_time_limit, request_seconds=settings.request_solve_seconds,
-            skip_infeasible=not single)
-    common = {"study_id": study_id, "strategy": study.strategy, "solver": solver, "trials": trials}
+        found = await run_in_threadpool(
+            study_answers.study_answers, sessions, study_id, project, wanted, solver=solver,
+            time_limit=limit, max_budgets=settings.max_budgets, enqueue=executor.submit_study_answers)
+    answers = found.answers
+    if answers is None:
+        return JSONResponse(status_code=202, headers={"Retry-After": str(SOLVING_RETRY_AFTER)}, content={
+            "study_id": study_id, "solver": solver, "ended": found.ended, "status": "solving",
+            "detail": f"the answers of study {study_id} at these budgets are being solved on its "
+                      f"{found.ended} ended trials; ask again"})
+    results = [(b, study_answers.answer_solution(answers, b, single=single)) for b in wanted]
+    common = {"study_id": study_id, "strategy": found.strategy, "solver": solver,
+              "trials": answers.measured, "ended": answers.ended, "current": found.current}
     if single:
         [(budget, solution)] = results
         return StudyGroupingOut(**{**solution, "budget": budget, **common})
