@@ -10,7 +10,10 @@ have passed. Prints and writes (``--out``) p50/p99 of the answers (200s; the 202
 first stored answer and the 422s before every task has a measured network are counted apart),
 how many answers were current, trials per second and the load.
 
-    nice python3 bench/studies_load.py [--rate 20] [--max-seconds 1200] [--out bench/results/studies_load.md]
+    python3 bench/studies_load.py [--rate 20] [--max-seconds 1200] [--worker-nice 10] [--out FILE]
+
+``--worker-nice`` starts the workers with ``taskgrouper worker --nice``: on a host shared with the
+API, training and solves then run at a lower CPU priority than the API's requests.
 """
 
 from __future__ import annotations
@@ -22,25 +25,21 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import httpx
 import numpy as np
-import psycopg
 import redis
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _fixtures import free_port  # noqa: E402
+from _fixtures import add_server_arguments, server_env, serving, throwaway_database  # noqa: E402
 
 from service.auth import create_api_key  # noqa: E402
 from service.db import make_engine, make_session_factory  # noqa: E402
-from service.migrate import upgrade  # noqa: E402
 
 STUDY = {
     "tasks": [f"c{c}_t{t}" for c in range(8) for t in range(5)],
@@ -107,8 +106,8 @@ def report(result: dict, args: argparse.Namespace, load: tuple[float, float, flo
         "# Studies under load: GET /groupings while 2 workers train a 40-task pairwise study",
         "",
         f"- machine: {os.cpu_count()} CPUs shared by PostgreSQL, Redis, 2 uvicorn workers, 2 Celery "
-        f"workers and the load generator; load average at the end {load[0]:.1f} / {load[1]:.1f} / "
-        f"{load[2]:.1f}",
+        f"workers (`--nice {args.worker_nice}`) and the load generator; load average at the end "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}",
         f"- study: {study['progress']['total']} trials (40 single-task + 780 pair networks), state "
         f"{study['state']} after {result['elapsed']:.0f} s: {done} succeeded, "
         f"{study['progress']['failed']} failed ({done / result['elapsed']:.2f} trials/s)",
@@ -131,72 +130,46 @@ def report(result: dict, args: argparse.Namespace, load: tuple[float, float, flo
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=os.environ.get(
-        "TASKGROUPER_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    add_server_arguments(parser)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--max-seconds", type=float, default=1200.0)
+    parser.add_argument("--worker-nice", type=int, default=0, choices=range(0, 20), metavar="0..19",
+                        help="the workers' `taskgrouper worker --nice` (their CPU priority below the API's)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    tag = uuid.uuid4().hex[:8]
-    name = f"taskgrouper_bench_{tag}"
-    admin_url = make_url(args.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(args.database_url).set(database=name).render_as_string(hide_password=False)
-    queues = [f"bench-training-{tag}", f"bench-solve-{tag}"]
-    children: list[subprocess.Popen] = []
-    try:
-        upgrade(url)
-        engine = make_engine(url)
+    with throwaway_database(args.database_url) as database, TemporaryDirectory() as home:
+        engine = make_engine(database.url)
         key = create_api_key(make_session_factory(engine), "default", name="studies_load")[1]
         engine.dispose()
-        port = free_port()
-        with TemporaryDirectory() as home:
-            env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith("TASKGROUPER_")},
-                "TASKGROUPER_DATABASE_URL": url,
-                "TASKGROUPER_BROKER_URL": args.redis_url,
-                "TASKGROUPER_HOME": home,
-                "TASKGROUPER_TRAINING_QUEUE": queues[0],
-                "TASKGROUPER_SOLVE_QUEUE": queues[1],
-                "TASKGROUPER_RATE_LIMIT_REQUESTS": "100000000",
-            }
-            cli = [shutil.which("taskgrouper") or sys.executable, *([] if shutil.which("taskgrouper")
-                                                                    else ["-m", "service.cli"])]
-            children.append(subprocess.Popen([*cli, "serve", "--port", str(port), "--workers", "2"], env=env,
-                                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            for _ in range(2):
-                children.append(subprocess.Popen([*cli, "worker", "--loglevel", "WARNING"], env=env, cwd=ROOT,
-                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(1200):
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            made = httpx.post(f"{base}/studies", json=STUDY, headers={"Authorization": f"Bearer {key}"},
-                              timeout=120)
-            made.raise_for_status()
-            print(f"study {made.json()['id']}: {made.json()['progress']['total']} trials", flush=True)
-            result = asyncio.run(drive(base, key, made.json()["id"], args.rate, args.max_seconds))
+        env = server_env(database, args.redis_url, home,
+                         TASKGROUPER_SOLVE_QUEUE=f"bench-solve-{database.tag}")
+        cli = [shutil.which("taskgrouper") or sys.executable, *([] if shutil.which("taskgrouper")
+                                                                else ["-m", "service.cli"])]
+        command = [*cli, "worker", "--loglevel", "WARNING", "--nice", str(args.worker_nice)]
+        workers = [subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL) for _ in range(2)]
+        try:
+            with serving(env, workers=2) as (base, _pid):
+                made = httpx.post(f"{base}/studies", json=STUDY, headers={"Authorization": f"Bearer {key}"},
+                                  timeout=120)
+                made.raise_for_status()
+                print(f"study {made.json()['id']}: {made.json()['progress']['total']} trials", flush=True)
+                result = asyncio.run(drive(base, key, made.json()["id"], args.rate, args.max_seconds))
             text = report(result, args, os.getloadavg())
             print(text)
             if args.out:
                 args.out.write_text(text)
-    finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        redis.Redis.from_url(args.redis_url).delete(*queues)
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            for worker in workers:
+                worker.terminate()
+            for worker in workers:
+                try:
+                    worker.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+            redis.Redis.from_url(args.redis_url).delete(env["TASKGROUPER_TRAINING_QUEUE"],
+                                                        env["TASKGROUPER_SOLVE_QUEUE"])
     return 0
 
 

@@ -51,6 +51,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the worker's node name, NAME@HOST (Celery --hostname; %%h is this host's name). "
         "Default: <first queue>-<process id>@%%h, unique among the workers of a host",
     )
+    worker.add_argument(
+        "--nice",
+        type=int,
+        choices=range(0, 20),
+        default=0,
+        metavar="0..19",
+        help="lower the worker's CPU priority by this much (os.nice): on a host it shares with the API, "
+        "training and solves then wait for the API's requests instead of the other way round (default 0)",
+    )
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(handler=_worker)
 
@@ -163,6 +172,8 @@ def _worker(args: argparse.Namespace) -> int:
         )
     from worker.celery_app import app
 
+    if args.nice:
+        os.nice(args.nice)
     queues = args.queues or f"{settings.training_queue},{settings.solve_queue}"
     app.worker_main(
         [
