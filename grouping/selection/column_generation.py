@@ -24,7 +24,10 @@ The price of a full-size group is ``nu + 2 mu`` (``nu`` alone without half-size 
    round ``z_RMP + k * max(0, D)`` is a valid upper bound (Lagrangian bound) for any
    ``D >= max_G d(G)`` over the full-size groups: the exact maximum when pricing finishes, else a
    search-free bound on it (the singletons that serve alone are all in ``Gamma``, so their reduced
-   cost is at most 0); at convergence the bound equals the LP optimum ``z_LP``.
+   cost is at most 0); at convergence the bound equals the LP optimum ``z_LP``. When column
+   generation stops before convergence, the bound is tightened from the last master LP by
+   ``grouping.selection.pricing.lagrangian_bound`` (subgradient steps on the task duals and on
+   multipliers coupling a group's members; every point it evaluates is a valid bound).
 2. The integer master over ``Gamma`` (SCIP) gives the incumbent ``z_IP`` (never below the start).
 3. Closing the gap: for any selection, ``value <= z_LP + sum_{G chosen} d(G)`` with the final duals, so
    a selection better than ``z_IP`` only uses groups with ``d(G) >= z_IP - z_LP``. Those are all
@@ -34,10 +37,11 @@ The price of a full-size group is ``nu + 2 mu`` (``nu`` alone without half-size 
    singletons) the singletons (score 0) are in ``Gamma`` from the start.
 
 With a time limit ``T`` every phase reads one deadline: the starting partitions take up to
-``START_SHARE * T``, column generation runs until ``CG_TIME_SHARE * T``, the integer masters until
-``IP_TIME_SHARE * T`` and iterated local search from the best partition uses what is left. The answer
-is the better of the integer master's selection and that partition, with the best bound met on the way
-(never worse than ``sum_i max_j A[i][j]`` and the group-size bound of ``grouping.selection.size_bound``).
+``START_SHARE * T``, column generation runs until ``CG_TIME_SHARE * T``, the Lagrangian bound of step 1
+until ``BOUND_TIME_SHARE * T``, the integer masters until ``IP_TIME_SHARE * T`` and iterated local
+search from the best partition uses what is left. The answer is the better of the integer master's
+selection and that partition, with the best bound met on the way (never worse than
+``sum_i max_j A[i][j]`` and the group-size bound of ``grouping.selection.size_bound``).
 """
 
 from __future__ import annotations
@@ -55,7 +59,13 @@ from grouping.problem import AffinityProblem
 from grouping.selection.budget import CostScale
 from grouping.selection.mip import has_solution, new_scip, solve_exact_by
 from grouping.selection.partition_search import good_partitions, iterated_local_search, partition_value
-from grouping.selection.pricing import GroupPricer, PricingTimeout, TooManyGroups, greedy_groups
+from grouping.selection.pricing import (
+    GroupPricer,
+    PricingTimeout,
+    TooManyGroups,
+    greedy_groups,
+    lagrangian_bound,
+)
 from grouping.selection.result import RawSolution, Selected, settle_bound
 from grouping.selection.size_bound import size_bound
 
@@ -69,6 +79,8 @@ MAX_GAP_COLUMNS = 20_000
 START_SHARE = 0.15
 #: share of a time limit that column generation may use before the integer master must start
 CG_TIME_SHARE = 0.6
+#: share of a time limit by which the Lagrangian bound (after unfinished column generation) must stop
+BOUND_TIME_SHARE = 0.75
 #: share of a time limit the integer masters may use; iterated local search has the rest
 IP_TIME_SHARE = 0.85
 #: up to this many tasks every pair starts in ``Gamma``; beyond, each task's best partners
@@ -259,12 +271,17 @@ def solve_affinity(problem: AffinityProblem, scale: CostScale, budget_units: int
     incumbent = partitions[0] if partitions else [tuple(range(n))]
     pricer = GroupPricer(a)
     search_free = _search_free_bound(problem, a, units, budget_units)
-    bound, converged, duals = _generate_columns(master, pricer, k, search_free, tol,
-                                                _at(started, time_limit, CG_TIME_SHARE))
+    bound, converged, last_lp = _generate_columns(master, pricer, k, search_free, tol,
+                                                  _at(started, time_limit, CG_TIME_SHARE))
+    if not converged and last_lp is not None:
+        z, pi, price = last_lp
+        bound = min(bound, lagrangian_bound(a, z, pi, price, k, partition_value(a, incumbent),
+                                            alone=problem.serves_alone,
+                                            deadline=_at(started, time_limit, BOUND_TIME_SHARE)))
     ip_deadline = _at(started, time_limit, IP_TIME_SHARE)
     proven, value, chosen = master.solve_ip(ip_deadline, incumbent)
-    if converged and bound - value > tol * n and not _passed(ip_deadline):
-        pi, price = duals
+    if converged and last_lp is not None and bound - value > tol * n and not _passed(ip_deadline):
+        _z, pi, price = last_lp
         try:
             for _d, group in pricer.groups_above(pi, price, value - bound - tol, limit=MAX_GAP_COLUMNS,
                                                  deadline=ip_deadline):
@@ -286,18 +303,19 @@ def solve_affinity(problem: AffinityProblem, scale: CostScale, budget_units: int
 
 
 def _generate_columns(master: _Master, pricer: GroupPricer, k: int, bound: float, tol: float,
-                      deadline: float | None) -> tuple[float, bool, tuple[np.ndarray, float]]:
+                      deadline: float | None) -> tuple[float, bool, tuple[float, np.ndarray, float] | None]:
     """Grow the master LP by pricing until no group has a positive reduced cost or ``deadline``;
-    ``(best Lagrangian bound, converged, last duals (pi, price))`` (module docstring, step 1)."""
+    ``(best Lagrangian bound, converged, last LP (z_RMP, pi, price) or None)`` (module docstring,
+    step 1)."""
     a = pricer.a
-    duals = (np.zeros(len(a)), 0.0)
+    last_lp = None
     try:
         while not _passed(deadline):
             lp = master.solve_lp(deadline)
             if lp is None:
                 break
             z, pi, price = lp
-            duals = (pi, price)
+            last_lp = lp
             bound = min(bound, z + k * max(0.0, pricer.max_reduced_cost_bound(pi, price)))
             found = greedy_groups(a, pi, price, tol, COLUMNS_PER_ROUND, deadline=deadline)
             if not found:  # exact pricing: proves convergence or finds what the heuristic missed
@@ -305,9 +323,9 @@ def _generate_columns(master: _Master, pricer: GroupPricer, k: int, bound: float
                                             deadline=deadline)
                 bound = min(bound, z + k * max(0.0, found[0][0] if found else 0.0))
                 if not found:
-                    return bound, True, duals
+                    return bound, True, last_lp
             for _d, group in found:
                 master.add(group, pi)
     except PricingTimeout:
         pass
-    return bound, False, duals
+    return bound, False, last_lp

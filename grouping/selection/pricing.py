@@ -29,6 +29,7 @@ below the threshold is cut.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -44,6 +45,16 @@ GREEDY_CELLS = 1 << 21
 GREEDY_PARTNERS = 3
 #: :func:`greedy_groups` stops a batch of seeds once none has raised its best ``d`` for this many sizes
 GREEDY_PATIENCE = 6
+#: most tasks for which :func:`lagrangian_bound` runs (it holds about ten ``n^3`` tables, 8 MB each at
+#: 100 tasks)
+LAGRANGIAN_TASKS = 100
+#: most subgradient steps of :func:`lagrangian_bound`
+LAGRANGIAN_STEPS = 600
+#: steps without a better value after which :func:`lagrangian_bound` halves a step length
+LAGRANGIAN_PATIENCE = 5
+#: :func:`lagrangian_bound` moves the coupling of the sizes whose bound is at least this share of the
+#: largest (only the largest counts)
+LAGRANGIAN_ACTIVE = 0.5
 
 
 class TooManyGroups(Exception):
@@ -225,3 +236,98 @@ def greedy_groups(a: np.ndarray, pi: np.ndarray, mu: float, threshold: float, li
             sums = sums + a[:, best].T
     ranked = sorted(((d, g) for g, d in found.items()), key=lambda item: -item[0])
     return ranked[:limit]
+
+
+def lagrangian_bound(a: np.ndarray, z: float, pi: np.ndarray, mu: float, k: int, target: float, *,
+                     alone: bool, deadline: float | None) -> float:
+    """An upper bound on the selection's value from the master LP's optimum ``z`` at duals ``(pi, mu)``,
+    improved by subgradient steps on the task duals and on multipliers that couple a group's members.
+
+    For any task duals ``p`` (``z + sum_i (p_i - pi_i)`` is the dual objective with ``pi`` replaced by
+    ``p``; ``mu >= 0`` stays), a selection of at most ``k`` groups of ``>= 2`` tasks serving disjoint
+    sets ``S_G`` that cover the tasks, plus tasks served alone (score 0, only when ``alone``), has
+
+        value <= z + sum_i (p_i - pi_i) + k max(0, max_m D_m) + [alone] sum_i max(0, -p_i),
+
+    ``D_m >= max_{|G| = m} d_p(G)`` with ``d_p`` the reduced cost of the module docstring at ``p``
+    (each group's ``sum_{i in S_G} (s(G, i) - p_i) - mu`` is at most ``d_p(G)``, and a task alone adds
+    ``-p_i``). ``D_m`` is a Lagrangian relaxation: with ``y_ij = 1`` when member ``i`` has ``j`` among
+    its ``m - 1`` partners, a group has ``y_ij = y_ji``; relaxing that with an antisymmetric ``E``
+    (``sum_ij E_ij y_ij = 0`` whenever ``y`` is symmetric), every member chooses its own partners:
+
+        D_m(E) = (sum of the m largest v_i) - mu,
+        v_i = max( top_{m-1}{A[i][j] / (m-1) + E_ij : j != i} - p_i,  top_{m-1}{E_ij : j != i} ),
+
+    (``max(0, s - p_i) + E(T) = max(s - p_i + E(T), E(T))``, then each case at its best ``T``), which
+    is at least ``max_{|G| = m} d_p(G)`` for every ``E`` (``E = 0`` gives
+    :meth:`GroupPricer.max_reduced_cost_bound`). Every evaluated right-hand side is a valid bound and
+    the smallest one is returned. ``E`` (per size) moves along ``y - y^T`` and ``p`` along the
+    subgradient of the right-hand side, with Polyak steps towards 0 (``D_m``) and ``target`` (a value
+    reached, e.g. the incumbent's), each halved after ``LAGRANGIAN_PATIENCE`` steps without a better
+    value; it stops after ``LAGRANGIAN_STEPS`` steps or at ``deadline`` (``time.monotonic()``). Over
+    ``LAGRANGIAN_TASKS`` tasks it returns ``inf`` (no bound).
+    """
+    a = np.asarray(a, dtype=float)
+    n = len(a)
+    p = np.asarray(pi, dtype=float).copy()
+    sizes = np.arange(2, n + 1)
+    if n > LAGRANGIAN_TASKS:
+        return math.inf
+    if n < 2:
+        return z + (float(np.maximum(0.0, -p).sum()) if alone else 0.0)
+    scaled = a[None] / (sizes - 1)[:, None, None]
+    coupling = np.zeros((len(sizes), n, n))
+    off_diagonal = ~np.eye(n, dtype=bool)[None]
+    partners = np.arange(n)[None, None] < (sizes - 1)[:, None, None]  # the m - 1 best of a sorted row
+    members = np.arange(n)[None] < sizes[:, None]  # the m best of a sorted column
+    served_order = np.zeros(coupling.shape, dtype=np.intp)
+    idle_order = np.zeros(coupling.shape, dtype=np.intp)
+    served_top, idle_top = np.zeros((len(sizes), n)), np.zeros((len(sizes), n))
+    size_step, size_stall, size_best = np.ones(len(sizes)), np.zeros(len(sizes)), np.full(len(sizes), np.inf)
+    dual_step, dual_stall, best = 1.0, 0, np.inf
+    changed = np.arange(len(sizes))
+    for _ in range(LAGRANGIAN_STEPS):
+        # the rows' best partners depend on E only: re-sorted for the sizes whose E moved
+        served = np.where(off_diagonal, scaled[changed] + coupling[changed], -np.inf)
+        idle = np.where(off_diagonal, coupling[changed], -np.inf)
+        served_order[changed], idle_order[changed] = np.argsort(-served, axis=2), np.argsort(-idle, axis=2)
+        chosen = partners[changed]
+        served_top[changed] = np.where(chosen, np.take_along_axis(served, served_order[changed], axis=2),
+                                       0.0).sum(axis=2)
+        idle_top[changed] = np.where(chosen, np.take_along_axis(idle, idle_order[changed], axis=2),
+                                     0.0).sum(axis=2)
+        served_v = served_top - p
+        v = np.maximum(served_v, idle_top)
+        member_order = np.argsort(-v, axis=1)
+        d = np.where(members, np.take_along_axis(v, member_order, axis=1), 0.0).sum(axis=1) - mu
+        worst = int(d.argmax())
+        lone = np.maximum(0.0, -p) if alone else np.zeros(n)
+        value = z + float((p - pi).sum()) + k * max(0.0, float(d[worst])) + float(lone.sum())
+        if value < best - 1e-12:
+            best, dual_stall = value, 0
+        else:
+            dual_stall += 1
+        size_stall = np.where(d < size_best - 1e-12, 0, size_stall + 1)
+        size_best = np.minimum(size_best, d)
+        if dual_stall >= LAGRANGIAN_PATIENCE:
+            dual_step, dual_stall = dual_step / 2, 0
+        size_step = np.where(size_stall >= LAGRANGIAN_PATIENCE, size_step / 2, size_step)
+        size_stall = np.where(size_stall >= LAGRANGIAN_PATIENCE, 0, size_stall)
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        inside = np.zeros((len(sizes), n), dtype=bool)
+        np.put_along_axis(inside, member_order, members, axis=1)
+        changed = np.flatnonzero((d > 0) & (d >= LAGRANGIAN_ACTIVE * d[worst]))
+        y = np.zeros((len(changed), n, n))
+        np.put_along_axis(y, np.where((served_v[changed] >= idle_top[changed])[:, :, None],
+                                      served_order[changed], idle_order[changed]), partners[changed], axis=2)
+        y *= inside[changed][:, :, None]
+        g = y - y.transpose(0, 2, 1)
+        norm = 0.5 * (g * g).sum(axis=(1, 2))
+        length = np.where(norm > 0, size_step[changed] * d[changed] / np.where(norm > 0, norm, 1.0), 0.0)
+        coupling[changed] -= length[:, None, None] * g
+        grad = 1.0 - (alone * (p < 0))
+        if d[worst] > 0:
+            grad = grad - k * (inside[worst] & (served_v[worst] >= idle_top[worst]))
+        p -= dual_step * max(0.0, value - target) / max(float(grad @ grad), 1e-12) * grad
+    return best
