@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -31,12 +32,11 @@ def _libpq(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test session."""
+@contextmanager
+def _migrated_database(name: str) -> Iterator[str]:
+    """Create PostgreSQL database ``name`` beside ``PG_BASE``'s, migrate it, yield its URL, drop it."""
     from service.migrate import upgrade
 
-    name = f"taskgrouper_test_{SESSION_TAG}"
     with psycopg.connect(_libpq(PG_BASE), autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = make_url(PG_BASE).set(database=name).render_as_string(hide_password=False)
@@ -46,23 +46,20 @@ def pg_url() -> Iterator[str]:
     finally:
         with psycopg.connect(_libpq(PG_BASE), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session."""
+    with _migrated_database(f"taskgrouper_test_{SESSION_TAG}") as url:
+        yield url
 
 
 @pytest.fixture
 def private_db() -> Iterator[str]:
     """A migrated PostgreSQL database of this test alone (dropped at the end)."""
-    from service.migrate import upgrade
-
-    name = f"taskgrouper_test_{SESSION_TAG}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(_libpq(PG_BASE), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(PG_BASE).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
+    with _migrated_database(f"taskgrouper_test_{SESSION_TAG}_{uuid.uuid4().hex[:8]}") as url:
         yield url
-    finally:
-        with psycopg.connect(_libpq(PG_BASE), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
