@@ -19,9 +19,10 @@ The price of a full-size group is ``nu + 2 mu`` (``nu`` alone without half-size 
 0. ``Gamma`` starts with the all-task group, every pair (up to ``ALL_PAIRS_TASKS`` tasks, else each
    task with its ``PAIR_PARTNERS`` best partners) and the groups of good partitions
    (``grouping.selection.partition_search``); the best partition is the integer master's start.
-1. The LP relaxation is grown by exact pricing (``grouping.selection.pricing``) until no full-size
-   group has a positive reduced cost ``d(G) = sum_{i in G} max(0, s(G, i) - pi_i) - price``. At every
-   round ``z_RMP + k * max(0, D)`` is a valid upper bound (Lagrangian bound) for any
+1. The LP relaxation is grown by pricing (``grouping.selection.pricing``: greedy growth of pairs, then
+   local search from the generated groups of highest reduced cost, then the exact search) until no
+   full-size group has a positive reduced cost ``d(G) = sum_{i in G} max(0, s(G, i) - pi_i) - price``.
+   At every round ``z_RMP + k * max(0, D)`` is a valid upper bound (Lagrangian bound) for any
    ``D >= max_G d(G)`` over the full-size groups: the exact maximum when pricing finishes, else a
    search-free bound on it (the singletons that serve alone are all in ``Gamma``, so their reduced
    cost is at most 0); at convergence the bound equals the LP optimum ``z_LP``. When column
@@ -51,26 +52,31 @@ import time
 from collections.abc import Callable
 from itertools import combinations
 
+import highspy
 import numpy as np
 from ortools.linear_solver import pywraplp
 
 from grouping.candidates import group_scores
 from grouping.problem import AffinityProblem
 from grouping.selection.budget import CostScale
-from grouping.selection.mip import has_solution, new_scip, solve_exact_by
+from grouping.selection.mip import has_solution, new_highs, new_scip, solve_exact_by
 from grouping.selection.partition_search import good_partitions, iterated_local_search, partition_value
 from grouping.selection.pricing import (
     GroupPricer,
     PricingTimeout,
     TooManyGroups,
     greedy_groups,
+    improved_groups,
     lagrangian_bound,
+    reduced_costs,
 )
 from grouping.selection.result import RawSolution, Selected, settle_bound
 from grouping.selection.size_bound import size_bound
 
 #: groups added per pricing round (best reduced cost first)
 COLUMNS_PER_ROUND = 60
+#: generated groups (highest reduced cost first) that local-search pricing starts from
+LOCAL_SEARCH_SEEDS = 30
 #: a pricing round keeps groups with d >= ADAPTIVE * (best d), and always the best
 ADAPTIVE = 0.3
 #: most groups the gap-closing enumeration may add before optimality is left unproven
@@ -97,7 +103,8 @@ METHOD = "column_generation"
 
 
 class _Master:
-    """The restricted master: an LP (GLOP) over served columns and an integer program over groups.
+    """The restricted master: an LP (HiGHS, warm-started from the last basis) over served columns and an
+    integer program (SCIP) over groups.
 
     The LP holds columns ``(G, S)``, a group ``G`` serving the members ``S`` (score
     ``sum_{i in S} s(G, i)``, one row per task served, ``w[size(G)]`` in each limit row): the same
@@ -110,10 +117,13 @@ class _Master:
     def __init__(self, a: np.ndarray, size: Callable[[tuple[int, ...]], str],
                  limits: list[tuple[int, dict[str, int]]]) -> None:
         self.a, self.size, self.limits = a, size, limits
-        self.lp = pywraplp.Solver.CreateSolver("GLOP")
-        self.cover = [self.lp.Constraint(1.0, 1.0) for _ in range(len(a))]
-        self.rows = [self.lp.Constraint(-self.lp.infinity(), float(cap)) for cap, _w in limits]
-        self.lp.Objective().SetMaximization()
+        n = len(a)
+        self.lp = new_highs()
+        none = np.array([], dtype=np.int32)
+        self.lp.addRows(n, np.ones(n), np.ones(n), 0, none, none, np.array([]))
+        for cap, _weight in limits:
+            self.lp.addRow(-highspy.kHighsInf, float(cap), 0, none, np.array([]))
+        self.lp.changeObjectiveSense(highspy.ObjSense.kMaximize)
         self.groups: list[tuple[int, ...]] = []
         self.known: set[tuple[int, ...]] = set()
         self.columns: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
@@ -128,26 +138,27 @@ class _Master:
         if not served or (group, served) in self.columns:
             return
         self.columns.add((group, served))
-        x = self.lp.NumVar(0.0, self.lp.infinity(), "")
-        for row, (_cap, weight) in zip(self.rows, self.limits, strict=True):
-            row.SetCoefficient(x, float(weight[self.size(group)]))
-        for i in served:
-            self.cover[i].SetCoefficient(x, 1.0)
-        self.lp.Objective().SetCoefficient(x, float(sum(v for i, v in zip(group, scores, strict=True)
-                                                         if i in served)))
+        weights = [(len(self.a) + r, float(weight[self.size(group)]))
+                   for r, (_cap, weight) in enumerate(self.limits) if weight[self.size(group)]]
+        rows = np.array(list(served) + [r for r, _w in weights], dtype=np.int32)
+        values = np.array([1.0] * len(served) + [w for _r, w in weights])
+        value = float(sum(v for i, v in zip(group, scores, strict=True) if i in served))
+        self.lp.addCol(value, 0.0, highspy.kHighsInf, len(rows), rows, values)
 
     def solve_lp(self, deadline: float | None) -> tuple[float, np.ndarray, float] | None:
         """``(z_RMP, pi, price)``: ``price`` is the limits' dual price of one full-size group; ``None``
         when ``deadline`` stops the LP before its optimum (the master holds the all-tasks group and is
         always feasible)."""
         if deadline is not None:
-            self.lp.SetTimeLimit(max(1, int(1000 * (deadline - time.monotonic()))))
-        if self.lp.Solve() != pywraplp.Solver.OPTIMAL:
+            self.lp.setOptionValue("time_limit", max(0.001, deadline - time.monotonic()))
+        self.lp.run()
+        if self.lp.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
-        pi = np.array([c.dual_value() for c in self.cover])
-        price = sum(max(0.0, row.dual_value()) * weight["full"]
-                    for row, (_cap, weight) in zip(self.rows, self.limits, strict=True))
-        return self.lp.Objective().Value(), pi, price
+        duals = np.asarray(self.lp.getSolution().row_dual)
+        n = len(self.a)
+        price = sum(max(0.0, float(duals[n + r])) * weight["full"]
+                    for r, (_cap, weight) in enumerate(self.limits))
+        return float(self.lp.getInfo().objective_function_value), duals[:n].copy(), price
 
     def solve_ip(self, deadline: float | None,
                  hint: list[tuple[int, ...]]) -> tuple[bool, float, list[tuple[int, ...]]]:
@@ -156,7 +167,7 @@ class _Master:
         ``(proven optimal, value, chosen groups)``."""
         ip = new_scip(None)
         x = [ip.BoolVar("") for _ in self.groups]
-        cover = [ip.Constraint(1.0, 1.0) for _ in self.cover]
+        cover = [ip.Constraint(1.0, 1.0) for _ in range(len(self.a))]
         rows = [ip.Constraint(-ip.infinity(), float(cap)) for cap, _w in self.limits]
         objective = ip.Objective()
         objective.SetMaximization()
@@ -280,7 +291,11 @@ def solve_affinity(problem: AffinityProblem, scale: CostScale, budget_units: int
                                             alone=problem.serves_alone,
                                             deadline=_at(started, time_limit, BOUND_TIME_SHARE)))
     ip_deadline = _at(started, time_limit, IP_TIME_SHARE)
-    proven, value, chosen = master.solve_ip(ip_deadline, incumbent)
+    start_value = partition_value(a, incumbent)
+    if bound - start_value <= tol * n:  # the best starting partition meets the bound: it is optimal
+        proven, value, chosen = True, start_value, incumbent
+    else:
+        proven, value, chosen = master.solve_ip(ip_deadline, incumbent)
     if converged and last_lp is not None and bound - value > tol * n and not _passed(ip_deadline):
         _z, pi, price = last_lp
         try:
@@ -319,6 +334,11 @@ def _generate_columns(master: _Master, pricer: GroupPricer, k: int, bound: float
             last_lp = lp
             bound = min(bound, z + k * max(0.0, pricer.max_reduced_cost_bound(pi, price)))
             found = greedy_groups(a, pi, price, tol, COLUMNS_PER_ROUND, deadline=deadline)
+            if not found:  # local search from the generated groups closest to a positive reduced cost
+                pool = [g for g in master.groups if len(g) >= 2]
+                d = reduced_costs(a, pi, price, pool)
+                seeds = [pool[g] for g in np.argsort(-d)[:LOCAL_SEARCH_SEEDS]]
+                found = improved_groups(a, pi, price, seeds, tol, COLUMNS_PER_ROUND, deadline=deadline)
             if not found:  # exact pricing: proves convergence or finds what the heuristic missed
                 found = pricer.groups_above(pi, price, tol, adaptive=ADAPTIVE, limit=COLUMNS_PER_ROUND,
                                             deadline=deadline)

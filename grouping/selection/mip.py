@@ -1,11 +1,47 @@
-"""Thin helpers around OR-Tools' SCIP back end (pywraplp): single-threaded, exact gap, time limit."""
+"""Thin helpers around the solver back ends: OR-Tools' SCIP (pywraplp; single-threaded, exact gap, time
+limit) and HiGHS (silent, single-threaded LPs)."""
 
 from __future__ import annotations
 
+import ctypes
+import os
 import threading
 import time
 
+import highspy
 from ortools.linear_solver import pywraplp
+
+_first_highs = threading.Lock()
+_banner_written = False
+
+
+def new_highs() -> highspy.Highs:
+    """A silent, single-threaded HiGHS instance.
+
+    HiGHS writes its banner to the C-level standard output when a process creates its first instance,
+    before any option can be set (it would precede, say, ``taskgrouper solve``'s JSON); that first
+    instance is therefore created with file descriptor 1 pointed at ``/dev/null`` (C buffers flushed
+    before it is restored)."""
+    global _banner_written
+    with _first_highs:
+        if _banner_written:
+            highs = highspy.Highs()
+        else:
+            libc = ctypes.CDLL(None)
+            libc.fflush(None)
+            saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, 1)
+                highs = highspy.Highs()
+                libc.fflush(None)
+            finally:
+                os.dup2(saved, 1)
+                os.close(saved)
+                os.close(null)
+            _banner_written = True
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("threads", 1)
+    return highs
 
 
 def new_scip(time_limit: float | None) -> pywraplp.Solver:
