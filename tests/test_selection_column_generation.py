@@ -7,8 +7,14 @@ import pytest
 
 from grouping.candidates import group_scores
 from grouping.problem import parse_problem
-from grouping.selection import solve
-from grouping.selection.pricing import GroupPricer, TooManyGroups, greedy_groups
+from grouping.selection import pricing, solve
+from grouping.selection.pricing import (
+    GroupPricer,
+    PricingTimeout,
+    TooManyGroups,
+    greedy_groups,
+    improved_groups,
+)
 
 
 def random_problem(n, seed, singletons="forbid"):
@@ -43,6 +49,50 @@ def test_pricing_is_exact(seed):
         pricer.groups_above(pi, mu, -np.inf, limit=10)
     for d, g in greedy_groups(a, pi, mu, 0.0, 20):
         assert d == pytest.approx(every[g]) and d > 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pricing_resumes_across_small_calls(seed, monkeypatch):
+    """The compiled search stops every few nodes and whenever its buffer fills; resuming from its state
+    finds the same groups as one uninterrupted pass."""
+    rng = np.random.default_rng(10 + seed)
+    a = random_problem(9, seed).score_matrix()
+    pi, mu = rng.uniform(-0.2, 0.8, 9), float(rng.uniform(0, 0.5))
+    every = reduced_costs(a, pi, mu)
+    threshold = float(np.mean(sorted(every.values())[-61:-59]))  # between two values: no ties
+    monkeypatch.setattr(pricing, "SEARCH_NODES", 7)
+    monkeypatch.setattr(pricing, "SEARCH_BUFFER", 3)
+    complete = GroupPricer(a).groups_above(pi, mu, threshold)
+    assert {g for _, g in complete} == {g for g, d in every.items() if d >= threshold}
+    assert [d for d, _ in complete] == pytest.approx(sorted((every[g] for _, g in complete), reverse=True))
+    best = GroupPricer(a).groups_above(pi, mu, -np.inf, adaptive=0.5, limit=4)
+    assert best[0][0] == pytest.approx(max(every.values()))
+
+
+def test_pricing_reads_its_deadline():
+    a = random_problem(9, 0).score_matrix()
+    with pytest.raises(PricingTimeout):
+        GroupPricer(a).groups_above(np.zeros(9), 0.0, -np.inf, deadline=0.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_local_search_pricing_ends_in_local_optima(seed):
+    """Every group it returns has its true reduced cost above the threshold, and no single add, drop (down
+    to two members) or swap raises it."""
+    rng = np.random.default_rng(20 + seed)
+    a = random_problem(8, seed).score_matrix()
+    pi, mu = rng.uniform(-0.2, 0.8, 8), float(rng.uniform(0, 0.5))
+    every = reduced_costs(a, pi, mu)
+    seeds = [g for g in every if len(g) == 2][:10]
+    found = improved_groups(a, pi, mu, seeds, -np.inf, 100)
+    assert found and [d for d, _ in found] == sorted((d for d, _ in found), reverse=True)
+    for d, g in found:
+        assert d == pytest.approx(every[g])
+        inside, outside = set(g), set(range(8)) - set(g)
+        neighbours = [inside | {c} for c in outside] + [inside - {r} for r in inside if len(inside) > 2]
+        neighbours += [(inside - {r}) | {c} for r in inside for c in outside]
+        assert all(every[tuple(sorted(h))] <= d + 1e-9 for h in neighbours)
+    assert max(d for d, _ in found) >= max(every[g] for g in seeds) - 1e-12
 
 
 @pytest.mark.parametrize(("n", "seed", "singletons", "most_groups"),

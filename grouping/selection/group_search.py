@@ -25,7 +25,13 @@ def new_state(n: int, m: int, buffer: int) -> dict[str, np.ndarray]:
             "found": np.empty((buffer, m), dtype=np.int64)}
 
 
-@njit(cache=True, nogil=True)
+#: the one signature, compiled when this module is imported (or read from numba's cache), so that no
+#: time-limited solve pays for compilation
+SIGNATURE = ("f8(f8[:, ::1], f8[::1], f8, f8[:, :, ::1], f8[:, :, ::1], i8, f8, f8, i8[::1], f8[::1], "
+             "i8[::1], i8[::1], f8[::1], i8[:, ::1], i8)")
+
+
+@njit(SIGNATURE, cache=True, nogil=True)
 def search(a: np.ndarray, pi: np.ndarray, mu: float, top: np.ndarray, bottom: np.ndarray, m: int,
            threshold: float, adaptive: float, state: np.ndarray, sums: np.ndarray, members: np.ndarray,
            nxt: np.ndarray, found_d: np.ndarray, found: np.ndarray, budget: int) -> float:
