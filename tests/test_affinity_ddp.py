@@ -86,6 +86,7 @@ def _rank(rank, world, init_file, out):
             weights = model.module.state_dict()
             results[mode] = {"weights": weights, "matrices": run.matrices, "metadata": run.metadata}
         torch.save(results, f"{out}.{rank}")
+        dist.barrier()  # no rank tears the group down while another still talks to it
     finally:
         dist.destroy_process_group()
 
