@@ -60,7 +60,7 @@ def test_pricing_resumes_across_small_calls(seed, monkeypatch):
     pi, mu = rng.uniform(-0.2, 0.8, 9), float(rng.uniform(0, 0.5))
     every = reduced_costs(a, pi, mu)
     threshold = float(np.mean(sorted(every.values())[-61:-59]))  # between two values: no ties
-    monkeypatch.setattr(pricing, "SEARCH_NODES", 7)
+    monkeypatch.setattr(pricing, "SEARCH_WORK", 7 * 9 ** 2)  # 7 nodes a call
     monkeypatch.setattr(pricing, "SEARCH_BUFFER", 3)
     complete = GroupPricer(a).groups_above(pi, mu, threshold)
     assert {g for _, g in complete} == {g for g, d in every.items() if d >= threshold}

@@ -37,8 +37,9 @@ import numpy as np
 
 from grouping.selection import group_search
 
-#: nodes one call of the compiled search visits before the deadline is read again (about 0.1 s)
-SEARCH_NODES = 300_000
+#: one call of the compiled search visits ``SEARCH_WORK // n^2`` nodes (a node costs up to about ``n^2``
+#: operations) before the deadline is read again: about 0.1 s at any number of tasks
+SEARCH_WORK = 480_000_000
 #: groups the compiled search may find before it returns them
 SEARCH_BUFFER = 1024
 #: most tasks for which :class:`GroupPricer` searches exactly (each search builds two ``n^3`` tables, 8 MB
@@ -132,7 +133,8 @@ class GroupPricer:
                     raise PricingTimeout
                 threshold = group_search.search(a, pi, float(mu), top, bottom, m, threshold, adaptive,
                                                 run["state"], run["sums"], run["members"], run["next"],
-                                                run["found_d"], run["found"], SEARCH_NODES)
+                                                run["found_d"], run["found"],
+                                                max(1, SEARCH_WORK // self.n ** 2))
                 count = int(run["state"][group_search.FOUND])
                 run["state"][group_search.FOUND] = 0
                 found += [(float(run["found_d"][f]), tuple(sorted(int(t) for t in order[run["found"][f]])))
