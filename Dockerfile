@@ -3,7 +3,9 @@ FROM python:3.11-slim
 
 # CPU wheels by default; build with --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 for GPUs
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 TASKGROUPER_HOME=/data
+# numba's cache of the compiled pricing search lives in the image (compiled once at build time)
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 TASKGROUPER_HOME=/data \
+    NUMBA_CACHE_DIR=/app/.numba-cache
 
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md alembic.ini ./
@@ -12,8 +14,9 @@ COPY service ./service
 COPY worker ./worker
 COPY migrations ./migrations
 RUN pip install --extra-index-url "${TORCH_INDEX_URL}" -c constraints.txt -e '.[server,worker]' \
+    && python -c "import grouping.selection.group_search" \
     && useradd --create-home --uid 10001 taskgrouper \
-    && mkdir -p /data && chown taskgrouper /data
+    && mkdir -p /data && chown taskgrouper /data && chown -R taskgrouper /app/.numba-cache
 
 USER taskgrouper
 VOLUME ["/data"]
