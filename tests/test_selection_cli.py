@@ -1,7 +1,11 @@
 """``taskgrouper solve`` and ``taskgrouper import-standley`` through the real console entry point."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
+
+import numpy as np
 
 from service.cli import main
 
@@ -57,3 +61,20 @@ def test_errors_exit_2_with_the_field(tmp_path, capsys):
     bad_tsv.write_text("0.1\t0.2\n0.3\tx\n")
     code, _, err = run(capsys, "import-standley", str(bad_tsv), "--tasks", "a,b")
     assert code == 2 and "bad.tsv:2" in err and "not a number" in err
+
+
+def test_stdout_is_only_the_json_in_a_fresh_process(tmp_path):
+    """Column generation's LP solver (HiGHS) writes a banner to the C-level stdout at its first instance
+    in a process; the CLI's stdout must still be exactly the selection's JSON."""
+    rng = np.random.default_rng(0)
+    m = rng.uniform(-0.3, 1.0, (9, 9))
+    np.fill_diagonal(m, 1.0)
+    problem = tmp_path / "affinity.json"
+    problem.write_text(json.dumps({"tasks": [f"t{i}" for i in range(9)], "objective": "max_affinity",
+                                   "affinity": {"onto_row_from_column": m.tolist()}}))
+    done = subprocess.run([sys.executable, "-m", "service.cli", "solve", str(problem), "--budget", "3"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    sol = json.loads(done.stdout)
+    assert sol["status"] == "optimal" and sol["proved_by"] == "column_generation"
+    assert "HiGHS" not in done.stdout + done.stderr
