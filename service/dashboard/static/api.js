@@ -46,6 +46,8 @@ export async function api(path, options = {}) {
     if (key) headers.Authorization = `Bearer ${key}`;
     const response = await fetch(path, { ...options, headers });
     if (response.status === 401) {
+      // a request sent before the user entered the current key must not discard that key: retry with it
+      if (sessionStorage.getItem(KEY) !== key) continue;
       sessionStorage.removeItem(KEY);
       await askForKey(key ? "That key was refused (unknown, revoked or malformed). Enter another."
                           : "This server requires an API key (taskgrouper create-api-key --project NAME).");
