@@ -48,6 +48,7 @@ import numpy as np
 from grouping.candidates import group_scores
 from grouping.problem import parse_problem
 from grouping.selection import solve
+from grouping.selection.column_generation import TIME_MARGIN_SECONDS, TIME_MARGIN_SHARE
 
 ROOT = Path(__file__).resolve().parent
 #: the commit before this solver: its ``bip`` is the previous method
@@ -257,18 +258,11 @@ def acceptance(results: list[dict]) -> list[str]:
     """The affinity form's targets against this run: planted n = 40 proven optimal within 60 s at every k,
     planted n = 100 within a 5 % gap in 60 s, planted n = 500 a valid selection and bound within 120 s plus
     the documented margin, and no selection beaten by the ILS given the same time."""
-    from grouping.selection.column_generation import TIME_MARGIN_SECONDS, TIME_MARGIN_SHARE
-
-    def rows(name: str) -> list[dict]:
-        return [r for r in results if r["instance"] == name]
 
     def verdict(name: str, ok, target: str) -> list[str]:
-        out = []
-        for r in rows(name):
-            met = ok(r)
-            out.append(f"| {name}, k = {r['k']}: {target} | {r['status']}, gap {_pct(r['gap'])}, "
-                       f"{r['seconds']:.1f} s | {'met' if met else 'missed'} |")
-        return out
+        return [f"| {name}, k = {r['k']}: {target} | {r['status']}, gap {_pct(r['gap'])}, "
+                f"{r['seconds']:.1f} s | {'met' if ok(r) else 'missed'} |"
+                for r in results if r["instance"] == name]
 
     lines = ["| target | result | met? |", "|---|---|---|"]
     lines += verdict("planted-40", lambda r: r["status"] == "optimal" and r["seconds"] <= 60,

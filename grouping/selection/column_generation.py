@@ -138,8 +138,9 @@ class _Master:
         if not served or (group, served) in self.columns:
             return
         self.columns.add((group, served))
-        weights = [(len(self.a) + r, float(weight[self.size(group)]))
-                   for r, (_cap, weight) in enumerate(self.limits) if weight[self.size(group)]]
+        size = self.size(group)
+        weights = [(len(self.a) + r, float(weight[size])) for r, (_cap, weight) in enumerate(self.limits)
+                   if weight[size]]
         rows = np.array(list(served) + [r for r, _w in weights], dtype=np.int32)
         values = np.array([1.0] * len(served) + [w for _r, w in weights])
         value = float(sum(v for i, v in zip(group, scores, strict=True) if i in served))
@@ -285,13 +286,12 @@ def solve_affinity(problem: AffinityProblem, scale: CostScale, budget_units: int
     search_free = _search_free_bound(problem, a, units, budget_units)
     bound, converged, last_lp = _generate_columns(master, pricer, k, search_free, tol,
                                                   _at(started, time_limit, CG_TIME_SHARE))
+    start_value = partition_value(a, incumbent)
     if not converged and last_lp is not None:
         z, pi, price = last_lp
-        bound = min(bound, lagrangian_bound(a, z, pi, price, k, partition_value(a, incumbent),
-                                            alone=problem.serves_alone,
+        bound = min(bound, lagrangian_bound(a, z, pi, price, k, start_value, alone=problem.serves_alone,
                                             deadline=_at(started, time_limit, BOUND_TIME_SHARE)))
     ip_deadline = _at(started, time_limit, IP_TIME_SHARE)
-    start_value = partition_value(a, incumbent)
     if bound - start_value <= tol * n:  # the best starting partition meets the bound: it is optimal
         proven, value, chosen = True, start_value, incumbent
     else:

@@ -136,16 +136,19 @@ class GroupPricer:
                                                 run["found_d"], run["found"],
                                                 max(1, SEARCH_WORK // self.n ** 2))
                 count = int(run["state"][group_search.FOUND])
+                if not count:
+                    continue
                 run["state"][group_search.FOUND] = 0
                 found += [(float(run["found_d"][f]), tuple(sorted(int(t) for t in order[run["found"][f]])))
                           for f in range(count)]
-                found.sort(key=lambda item: -item[0])
-                if limit is not None and adaptive:
+                if limit is not None and adaptive:  # keep the limit best; the limit-th raises the threshold
+                    found.sort(key=lambda item: -item[0])
                     del found[limit:]
                     if len(found) == limit:
                         threshold = max(threshold, found[-1][0])
                 elif limit is not None and len(found) > limit:
                     raise TooManyGroups
+        found.sort(key=lambda item: -item[0])
         return [(d, g) for d, g in found if d >= threshold]
 
 
