@@ -109,9 +109,9 @@ def _targets(document: dict[str, Any], costs: dict[str, float]) -> list[str]:
         if entry is None:
             continue
         met = entry["high"] < 0
-        shortfall = "" if met else (f"; missed: the paired CI's upper end is {entry['high']:+.3f}, the "
-                                    f"mean {entry['mean']:+.3f} ({rival} better)" if entry["mean"] > 0 else
-                                    f"; missed: the paired CI's upper end is {entry['high']:+.3f}")
+        shortfall = "" if met else f"; missed: the paired CI's upper end is {entry['high']:+.3f}"
+        if not met and entry["mean"] > 0:
+            shortfall += f", the mean {entry['mean']:+.3f} ({rival} better)"
         lines.append(f"| CI strictly below `{rival}`'s | {default} − {rival} = {_ci(entry)} over "
                      f"{entry['units']} units{shortfall} | {'yes' if met else 'no'} |")
     cost = costs.get(default)

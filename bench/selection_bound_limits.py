@@ -1,18 +1,20 @@
 """Why 100 planted tasks with 5 networks stay unproven: the master LP's duals and the two pricing bounds.
 
 A diagnosis, not a target: it measures the three things a 5 % gap at ``planted(100, 100)`` with
-``k = 5`` (groups of about 20 tasks) would need, on the solver's own master LP and pricing:
+``k = 5`` would need, on the solver's own master LP and pricing:
 
-1. **Duals.** Column generation with heuristic pricing (greedy growth, then local search from the
-   generated groups of highest reduced cost), plain and with Wentges smoothing (pricing at
-   ``alpha * centre + (1 - alpha) * RMP duals``; the centre moves to the point with the lowest estimate
-   ``sum_i p_i + k mu + k max(0, best d found)``), for ``--seconds`` each. The estimate is not a bound
-   (heuristic pricing may miss groups); it says how close the duals are to proving the target.
+1. **Duals.** Column generation with the solver's heuristic pricing (greedy growth of pairs; local
+   search from the generated groups of highest reduced cost when that finds nothing), plain and with
+   Wentges smoothing (pricing at ``alpha * centre + (1 - alpha) * RMP duals``; the centre moves to
+   the point with the lowest estimate ``sum_i p_i + k mu + k max(0, best d found)``), for
+   ``--seconds`` each. The estimate is not a bound (heuristic pricing may miss groups); it says how
+   close the duals are to proving the target.
 2. **The Lagrangian bound** (``grouping.selection.pricing.lagrangian_bound``, ``--bound-seconds``) from
    the plain run's last RMP duals and from the smoothed run's centre.
-3. **Exact pricing per group size** at the smoothed centre: seconds for the compiled search to prove that
-   no group of ``m`` tasks has ``d >= threshold`` (the reduced cost a 5 % bound allows:
-   ``(1.05 z - (sum p + k mu)) / k``), stopped after ``--size-seconds`` per size.
+3. **Exact pricing per group size** at the smoothed centre: seconds for the solver's exact search
+   (``GroupPricer.groups_above``) to list every group of ``m`` tasks with ``d >= threshold`` (the
+   reduced cost a 5 % bound allows: ``(1.05 z - (sum p + k mu)) / k``), stopped after
+   ``--size-seconds`` per size.
 
 Run (about 10 minutes on 2 cores)::
 
@@ -33,35 +35,16 @@ import numpy as np
 from selection_scaling import planted
 
 from grouping.problem import parse_problem
-from grouping.selection import group_search
-from grouping.selection.column_generation import (  # the solver's own master and start: a diagnosis of it
-    COLUMNS_PER_ROUND,
-    LOCAL_SEARCH_SEEDS,
+from grouping.selection.column_generation import (  # the solver's own master and pricing: a diagnosis of it
+    _heuristic_columns,
     _Master,
     _starting_pairs,
 )
 from grouping.selection.partition_search import good_partitions, partition_value
-from grouping.selection.pricing import (
-    SEARCH_BUFFER,
-    SEARCH_WORK,
-    _top_sums,
-    greedy_groups,
-    improved_groups,
-    lagrangian_bound,
-    reduced_costs,
-)
+from grouping.selection.pricing import GroupPricer, PricingTimeout, lagrangian_bound, reduced_costs
 
 REPORT = Path(__file__).parent / "results" / "selection_bound_limits.md"
 TASKS, NETWORKS = 100, 5
-
-
-def heuristic_columns(a: np.ndarray, master: _Master, pi: np.ndarray, mu: float) -> list[tuple[float, tuple]]:
-    """Groups of highest ``d`` at ``(pi, mu)`` by greedy growth and local search (any sign), best first."""
-    found = greedy_groups(a, pi, mu, -np.inf, COLUMNS_PER_ROUND)
-    pool = [g for g in master.groups if len(g) >= 2]
-    d = reduced_costs(a, pi, mu, pool)
-    seeds = [pool[g] for g in np.argsort(-d)[:LOCAL_SEARCH_SEEDS]] + [g for _d, g in found[:10]]
-    return sorted(found + improved_groups(a, pi, mu, seeds, -np.inf, COLUMNS_PER_ROUND), key=lambda t: -t[0])
 
 
 def column_generation(a: np.ndarray, alpha: float, seconds: float) -> dict:
@@ -82,7 +65,7 @@ def column_generation(a: np.ndarray, alpha: float, seconds: float) -> dict:
         rounds += 1
         p, p_mu = (pi, mu) if centre is None or not alpha else (alpha * centre[0] + (1 - alpha) * pi,
                                                                 alpha * centre[1] + (1 - alpha) * mu)
-        found = heuristic_columns(a, master, p, p_mu)
+        found = _heuristic_columns(master, p, p_mu, 1e-9, None)
         estimate = float(p.sum() + NETWORKS * p_mu) + NETWORKS * max(0.0, found[0][0] if found else 0.0)
         if estimate < centre_estimate:
             centre, centre_estimate = (p.copy(), p_mu), estimate
@@ -102,24 +85,16 @@ def column_generation(a: np.ndarray, alpha: float, seconds: float) -> dict:
 
 def exact_seconds_per_size(a: np.ndarray, pi: np.ndarray, mu: float, threshold: float,
                            per_size: float) -> list[tuple[int, float, bool, float | None]]:
-    """``(m, seconds, finished, best d found >= threshold or None)`` of the compiled exact search per
-    group size, until two sizes in a row do not finish."""
-    n = len(a)
-    order = np.argsort(pi, kind="stable")
-    a, pi = np.ascontiguousarray(a[np.ix_(order, order)]), pi[order]
-    top, bottom = _top_sums(a, n + 1), -_top_sums(-a, n + 1)
-    rows, unfinished = [], 0
-    for m in range(2, n + 1):
-        started, run, best = time.monotonic(), group_search.new_state(n, m, SEARCH_BUFFER), None
-        while not run["state"][group_search.DONE] and time.monotonic() - started < per_size:
-            group_search.search(a, pi, float(mu), top, bottom, m, threshold, 0.0, run["state"], run["sums"],
-                                run["members"], run["next"], run["found_d"], run["found"],
-                                max(1, SEARCH_WORK // n ** 2))
-            count = int(run["state"][group_search.FOUND])
-            if count:
-                best = max(best or -np.inf, float(run["found_d"][:count].max()))
-                run["state"][group_search.FOUND] = 0
-        finished = bool(run["state"][group_search.DONE])
+    """``(m, seconds, finished, best d >= threshold or None)`` of the solver's exact pricing per group
+    size, each stopped after ``per_size`` seconds, until two sizes in a row do not finish."""
+    pricer, rows, unfinished = GroupPricer(a), [], 0
+    for m in range(2, len(a) + 1):
+        started = time.monotonic()
+        try:
+            found = pricer.groups_above(pi, mu, threshold, deadline=started + per_size, sizes=range(m, m + 1))
+            finished, best = True, found[0][0] if found else None
+        except PricingTimeout:
+            finished, best = False, None
         rows.append((m, time.monotonic() - started, finished, best))
         unfinished = 0 if finished else unfinished + 1
         if unfinished == 2:
@@ -169,7 +144,8 @@ def main() -> None:
               f"(threshold d >= {threshold:.3f})",
               "",
               f"Stopped after {args.size_seconds:g} s per size and after two unfinished sizes in a row.", "",
-              "| size | seconds | finished | best d found above the threshold |", "|---:|---:|---|---:|"]
+              "| size | seconds | finished | best d above the threshold (finished sizes) |",
+              "|---:|---:|---|---:|"]
     lines += [f"| {m} | {s:.2f} | {'yes' if done else 'no'} | {'—' if best is None else f'{best:.3f}'} |"
               for m, s, done, best in exact_seconds_per_size(a, pi, mu, threshold, args.size_seconds)]
     REPORT.write_text("\n".join(lines) + "\n")

@@ -318,12 +318,25 @@ def solve_affinity(problem: AffinityProblem, scale: CostScale, budget_units: int
     return settle_bound(raw, -search_free)
 
 
+def _heuristic_columns(master: _Master, pi: np.ndarray, price: float, threshold: float,
+                      deadline: float | None) -> list[tuple[float, tuple[int, ...]]]:
+    """Up to ``COLUMNS_PER_ROUND`` groups with ``d > threshold`` at duals ``(pi, price)``, best first, by
+    greedy growth of pairs, else (when that finds none) by local search from the ``LOCAL_SEARCH_SEEDS``
+    generated groups closest to a positive reduced cost."""
+    a = master.a
+    found = greedy_groups(a, pi, price, threshold, COLUMNS_PER_ROUND, deadline=deadline)
+    if found:
+        return found
+    pool = [g for g in master.groups if len(g) >= 2]
+    seeds = [pool[g] for g in np.argsort(-reduced_costs(a, pi, price, pool))[:LOCAL_SEARCH_SEEDS]]
+    return improved_groups(a, pi, price, seeds, threshold, COLUMNS_PER_ROUND, deadline=deadline)
+
+
 def _generate_columns(master: _Master, pricer: GroupPricer, k: int, bound: float, tol: float,
                       deadline: float | None) -> tuple[float, bool, tuple[float, np.ndarray, float] | None]:
     """Grow the master LP by pricing until no group has a positive reduced cost or ``deadline``;
     ``(best Lagrangian bound, converged, last LP (z_RMP, pi, price) or None)`` (module docstring,
     step 1)."""
-    a = pricer.a
     last_lp = None
     try:
         while not _passed(deadline):
@@ -333,12 +346,7 @@ def _generate_columns(master: _Master, pricer: GroupPricer, k: int, bound: float
             z, pi, price = lp
             last_lp = lp
             bound = min(bound, z + k * max(0.0, pricer.max_reduced_cost_bound(pi, price)))
-            found = greedy_groups(a, pi, price, tol, COLUMNS_PER_ROUND, deadline=deadline)
-            if not found:  # local search from the generated groups closest to a positive reduced cost
-                pool = [g for g in master.groups if len(g) >= 2]
-                d = reduced_costs(a, pi, price, pool)
-                seeds = [pool[g] for g in np.argsort(-d)[:LOCAL_SEARCH_SEEDS]]
-                found = improved_groups(a, pi, price, seeds, tol, COLUMNS_PER_ROUND, deadline=deadline)
+            found = _heuristic_columns(master, pi, price, tol, deadline)
             if not found:  # exact pricing: proves convergence or finds what the heuristic missed
                 found = pricer.groups_above(pi, price, tol, adaptive=ADAPTIVE, limit=COLUMNS_PER_ROUND,
                                             deadline=deadline)

@@ -108,9 +108,9 @@ class GroupPricer:
         return float(best_m.max(initial=-np.inf)) - mu
 
     def groups_above(self, pi: np.ndarray, mu: float, threshold: float, *, adaptive: float = 0.0,
-                     limit: int | None = None,
-                     deadline: float | None = None) -> list[tuple[float, tuple[int, ...]]]:
-        """Every group with ``d(G) >= threshold``, best first.
+                     limit: int | None = None, deadline: float | None = None,
+                     sizes: range | None = None) -> list[tuple[float, tuple[int, ...]]]:
+        """Every group with ``d(G) >= threshold``, best first (among the group ``sizes``, default all).
 
         ``adaptive > 0`` raises the threshold while searching to ``adaptive * (best d found so far)`` and
         to the ``limit``-th best ``d`` found so far: the maximum is still found exactly, with up to
@@ -126,7 +126,7 @@ class GroupPricer:
         a = np.ascontiguousarray(self.a[np.ix_(order, order)])
         top, bottom = _top_sums(a, self.n + 1), -_top_sums(-a, self.n + 1)  # the r smallest for bottom
         found: list[tuple[float, tuple[int, ...]]] = []
-        for m in range(2, self.n + 1):
+        for m in sizes or range(2, self.n + 1):
             run = group_search.new_state(self.n, m, SEARCH_BUFFER)
             while not run["state"][group_search.DONE]:
                 if deadline is not None and time.monotonic() > deadline:
